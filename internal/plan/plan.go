@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -96,15 +97,24 @@ var AllowedModes = []Mode{0o400, 0o440, 0o444}
 
 // ParseMode parses an octal mode such as "0400" and checks that it is allowed.
 func ParseMode(s string) (Mode, error) {
-	v, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || !strings.HasPrefix(s, "0") || len(s) != 4 {
-		return 0, fmt.Errorf("%q is not an octal file mode; use one of %s", s, allowedModeList())
+	m, err := parseOctalMode(s)
+	if err != nil {
+		return 0, err
 	}
-	m := Mode(v)
 	if !m.allowed() {
 		return 0, fmt.Errorf("%q is not a read-only mode; use one of %s", s, allowedModeList())
 	}
 	return m, nil
+}
+
+// parseOctalMode checks only the syntax of a mode: four octal digits with a
+// leading zero.
+func parseOctalMode(s string) (Mode, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || !strings.HasPrefix(s, "0") || len(s) != 4 {
+		return 0, fmt.Errorf("%q is not an octal file mode; use one of %s", s, allowedModeList())
+	}
+	return Mode(v), nil
 }
 
 func (m Mode) allowed() bool { return slices.Contains(AllowedModes, m) }
@@ -119,9 +129,11 @@ func (m Mode) MarshalText() ([]byte, error) {
 	return []byte(m.String()), nil
 }
 
-// UnmarshalText reads a four-digit octal string and checks it is allowed.
+// UnmarshalText reads a four-digit octal string. Whether the mode is allowed
+// is left to Validate: encoding/json drops the field name from errors that
+// UnmarshalText returns, and Validate names it ("secrets[0].mode").
 func (m *Mode) UnmarshalText(b []byte) error {
-	v, err := ParseMode(string(b))
+	v, err := parseOctalMode(string(b))
 	if err != nil {
 		return err
 	}
@@ -158,7 +170,9 @@ func Decode(data []byte) (*Plan, error) {
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("decoding plan: %w", err)
 	}
-	if dec.More() {
+	// dec.More reports false for a stray ']' or '}', so ask for the next
+	// token instead: only the end of the input is acceptable.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("decoding plan: unexpected data after the JSON object")
 	}
 	if err := p.Validate(); err != nil {
