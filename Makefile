@@ -1,0 +1,58 @@
+# secretfetch: a thin Makefile; the work is in hack/ scripts and Go tests.
+SHELL := /usr/bin/env bash -o pipefail
+GO ?= go
+BIN ?= bin
+LDFLAGS := -s -w -buildid=
+KUBECONFIG_LOCAL := $(CURDIR)/.cache/cluster/admin.kubeconfig
+
+.PHONY: all build test e2e kind-e2e demo deploy bench lint cluster-up cluster-down images fuzz local-serve local-request
+
+all: build test
+
+## build: static binaries for every command into ./bin
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+## test: unit and integration tests, fuzz seeds and golden files (no cluster needed)
+test:
+	$(GO) test -count=1 ./...
+
+## fuzz: run each fuzz target for a while (FUZZTIME=30s)
+fuzz:
+	hack/fuzz.sh $(FUZZTIME)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## cluster-up / cluster-down: the local single-node cluster built from source (root)
+cluster-up:
+	hack/local-cluster up
+cluster-down:
+	hack/local-cluster down
+
+## images: build the OCI images without Docker and load them into the local cluster
+images:
+	hack/local-cluster images
+
+## e2e: cluster up, the e2e suite, cluster down (even on failure)
+e2e:
+	hack/e2e.sh
+
+## kind-e2e: the same suite on kind, for machines with a Docker engine (untested here)
+kind-e2e:
+	hack/kind-e2e.sh
+
+## demo: cluster, webhook, fake Secrets Manager and an annotated Deployment; prints what the app sees
+demo:
+	hack/demo.sh
+
+## deploy: render an overlay (OVERLAY=manifests/overlays/cert-manager) and apply it to the current cluster
+OVERLAY ?= manifests/overlays/cert-manager
+deploy:
+	kubectl apply -k $(OVERLAY)
+
+## bench: benchmarks and figures (see docs/benchmarks.md)
+bench:
+	hack/bench.sh
