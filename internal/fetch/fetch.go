@@ -1,0 +1,395 @@
+// Package fetch reads the secrets of a plan from AWS Secrets Manager.
+//
+// It fetches every secret before the caller writes any: Fetch returns all
+// values in memory, or an error and no values. It retries only what can
+// succeed (throttling, 5xx, connection errors, timeouts) with jittered
+// exponential backoff inside the caller's deadline, and fails at once on
+// everything else. Values are returned as byte slices that the caller zeroes
+// after use (see ZeroAll).
+//
+// What Go cannot promise: the SDK reads the response body into buffers of its
+// own, decodes SecretString into an immutable Go string and SecretBinary from
+// base64 text, and encoding/json copies strings while a key is extracted.
+// None of those copies can be reached to zero them; they stay in memory until
+// the garbage collector reuses it. Zeroing the slices this package hands out
+// still shortens the life of the copies that are reachable.
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/secretfetch/secretfetch/internal/plan"
+)
+
+// API is the one Secrets Manager call the fetcher makes, with the SDK
+// client's exact signature, so a test can stand in for the client without
+// HTTP. *secretsmanager.Client satisfies it.
+type API interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// ClientFunc returns the client for one region. The empty region means the
+// region of the SDK's default configuration (AWS_REGION and friends). Fetch
+// calls it once per distinct region of a plan.
+type ClientFunc func(region string) (API, error)
+
+// DefaultConcurrency is how many secrets are fetched at once unless
+// Options.Concurrency says otherwise. Secrets Manager allows thousands of
+// GetSecretValue calls a second per account, so 8 is far from throttling and
+// already hides most of the per-request latency of a typical pod's handful of
+// secrets.
+const DefaultConcurrency = 8
+
+// DefaultAttemptTimeout bounds a single GetSecretValue attempt, so that one
+// hung connection is retried instead of eating the whole deadline.
+const DefaultAttemptTimeout = 20 * time.Second
+
+// Options tune Fetch. The zero value is ready to use.
+type Options struct {
+	// Concurrency is the most secrets fetched at once; 0 means
+	// DefaultConcurrency.
+	Concurrency int
+	// Clients makes the client for a region; nil means SDKClients over
+	// the SDK's default configuration chain (config.LoadDefaultConfig).
+	Clients ClientFunc
+	// NewBackOff returns the wait schedule between attempts of one secret;
+	// nil means DefaultBackOff. The overall deadline comes from the context
+	// passed to Fetch, not from the schedule.
+	NewBackOff func() backoff.BackOff
+	// AttemptTimeout bounds one attempt; 0 means DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// OnRetry, when set, is called before each wait between two attempts,
+	// for logging. It may be called from several goroutines at once.
+	OnRetry func(s plan.Secret, attempt int, code string, err error, wait time.Duration)
+}
+
+// DefaultBackOff is jittered exponential backoff: about 200 ms, then doubling
+// up to 10 s between attempts, each wait randomised by ±50% so that the init
+// containers of many pods started together do not retry in step. It never
+// stops by itself; the context's deadline ends the retries.
+func DefaultBackOff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(10*time.Second),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// Result is one fetched secret.
+type Result struct {
+	Secret    plan.Secret
+	VersionID string
+	// Value is what goes into the file: the whole SecretString or
+	// SecretBinary, or the field selected by Secret.Key. Zero it after use.
+	Value    []byte
+	Attempts int
+	Duration time.Duration
+}
+
+// ZeroAll overwrites every value with zeros.
+func ZeroAll(results []Result) {
+	for i := range results {
+		clear(results[i].Value)
+	}
+}
+
+// SDKClients returns a ClientFunc that makes Secrets Manager clients from
+// cfg, one per call, with the SDK's retryer switched off.
+//
+// The SDK's retryer is replaced by aws.NopRetryer rather than set to one
+// attempt with RetryMaxAttempts=1: NopRetryer declares every error not
+// retryable and takes no tokens from the standard retryer's retry-quota
+// bucket, so the only retries are Fetch's own, under its backoff and
+// deadline. Retries therefore never multiply (the SDK's default of 3 under
+// our loop would make every throttled attempt 3 requests), and attempt counts
+// in logs are the real request counts. RetryMaxAttempts is reset so that
+// AWS_MAX_ATTEMPTS cannot wrap the NopRetryer again; it would make no
+// difference, but the intent stays plain. The credential providers (STS for
+// IRSA, the Pod Identity agent) keep the SDK's own retries: they run inside
+// one of our attempts and are not re-driven by it.
+//
+// extra options are applied last; tests use them to set BaseEndpoint.
+func SDKClients(cfg aws.Config, extra ...func(*secretsmanager.Options)) ClientFunc {
+	return func(region string) (API, error) {
+		if region == "" {
+			region = cfg.Region
+		}
+		if region == "" {
+			return nil, errors.New("no AWS region: give an ARN, set the plan's region, or set AWS_REGION")
+		}
+		opts := append([]func(*secretsmanager.Options){func(o *secretsmanager.Options) {
+			o.Region = region
+			o.Retryer = aws.NopRetryer{}
+			o.RetryMaxAttempts = 0
+		}}, extra...)
+		return secretsmanager.NewFromConfig(cfg, opts...), nil
+	}
+}
+
+// SecretError is the failure of one secret. It carries what a termination
+// message needs without parsing text. Err never holds the secret's value.
+type SecretError struct {
+	ID   string
+	File string
+	// Code is the AWS error code (for example AccessDeniedException) or one
+	// of the Code constants of this package.
+	Code     string
+	Attempts int
+	Err      error
+}
+
+// Codes for failures that are not AWS error codes.
+const (
+	CodeConnection      = "ConnectionError"  // could not reach the endpoint
+	CodeTimeout         = "Timeout"          // an attempt or the network timed out
+	CodeDeadline        = "DeadlineExceeded" // the overall deadline ran out before any answer
+	CodeCanceled        = "Canceled"         // the context was canceled (a signal)
+	CodeMissingRegion   = "MissingRegion"    // no region for a secret that is not an ARN
+	CodeNoValue         = "NoValue"          // neither SecretString nor SecretBinary
+	CodeNotJSON         = "NotJSON"          // a key was asked of a value that is not a JSON object
+	CodeKeyNotFound     = "KeyNotFound"      // the key path does not exist in the JSON
+	CodePatternMismatch = "PatternMismatch"  // the value does not match the plan's pattern
+	CodeUnknown         = "Error"            // anything else
+)
+
+func (e *SecretError) Error() string {
+	return fmt.Sprintf("secret %s (file %s): %s after %d attempt(s): %v", e.ID, e.File, e.Code, e.Attempts, e.Err)
+}
+
+func (e *SecretError) Unwrap() error { return e.Err }
+
+// Error is returned by Fetch when one or more secrets failed. Failures are in
+// plan order.
+type Error struct {
+	Failures []*SecretError
+	Total    int // how many secrets the plan asked for
+}
+
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		parts[i] = f.Error()
+	}
+	return fmt.Sprintf("fetching %d of %d secrets failed: %s", len(e.Failures), e.Total, strings.Join(parts, "; "))
+}
+
+// Unwrap lets errors.Is and errors.As look into every failure.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, len(e.Failures))
+	for i, f := range e.Failures {
+		errs[i] = f
+	}
+	return errs
+}
+
+// Fetch fetches every secret of p. It returns one Result per secret in plan
+// order, or a nil slice and an error. When secrets fail it still lets the
+// others finish, so the returned *Error names every failure at once rather
+// than one per restart of the init container; the values of the secrets that
+// did succeed are zeroed before it returns.
+//
+// The deadline of ctx bounds everything, retries included.
+func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.NewBackOff == nil {
+		o.NewBackOff = DefaultBackOff
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
+	}
+	patterns := make([]*regexp.Regexp, len(p.Secrets))
+	for i, s := range p.Secrets {
+		if s.Pattern == "" {
+			continue
+		}
+		re, err := plan.CompilePattern(s.Pattern)
+		if err != nil {
+			return nil, fmt.Errorf("secrets[%d].pattern: %w", i, err)
+		}
+		patterns[i] = re
+	}
+	if o.Clients == nil {
+		cfg, err := config.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
+		}
+		o.Clients = SDKClients(cfg)
+	}
+
+	// One client per region, made before any request so that a region
+	// problem is reported for every secret it concerns.
+	type clientOrErr struct {
+		api API
+		err error
+	}
+	clients := make(map[string]clientOrErr)
+	for _, s := range p.Secrets {
+		region := p.RegionFor(s)
+		if _, ok := clients[region]; !ok {
+			api, err := o.Clients(region)
+			clients[region] = clientOrErr{api, err}
+		}
+	}
+
+	results := make([]Result, len(p.Secrets))
+	failures := make([]*SecretError, len(p.Secrets))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.Concurrency, len(p.Secrets)) {
+		wg.Go(func() {
+			for i := range work {
+				s := p.Secrets[i]
+				c := clients[p.RegionFor(s)]
+				if c.err != nil {
+					failures[i] = &SecretError{ID: s.ID, File: s.File, Code: CodeMissingRegion, Err: c.err}
+					continue
+				}
+				results[i], failures[i] = fetchOne(ctx, c.api, s, patterns[i], &o)
+			}
+		})
+	}
+	for i := range p.Secrets {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	var failed []*SecretError
+	for _, f := range failures {
+		if f != nil {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) > 0 {
+		ZeroAll(results)
+		return nil, &Error{Failures: failed, Total: len(p.Secrets)}
+	}
+	return results, nil
+}
+
+// fetchOne fetches one secret with retries, then extracts and checks its
+// value.
+func fetchOne(ctx context.Context, api API, s plan.Secret, re *regexp.Regexp, o *Options) (Result, *SecretError) {
+	start := time.Now()
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.ID)}
+	if s.VersionStage != "" {
+		in.VersionStage = aws.String(s.VersionStage)
+	}
+	if s.VersionID != "" {
+		in.VersionId = aws.String(s.VersionID)
+	}
+
+	var (
+		attempts int
+		lastErr  error // the last answer of the service or the network
+	)
+	fail := func(code string, err error) (Result, *SecretError) {
+		return Result{}, &SecretError{ID: s.ID, File: s.File, Code: code, Attempts: attempts, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		// Send nothing once the deadline has passed or a signal came.
+		code := CodeDeadline
+		if errors.Is(err, context.Canceled) {
+			code = CodeCanceled
+		}
+		return fail(code, fmt.Errorf("not started: %w", err))
+	}
+
+	op := func() (*secretsmanager.GetSecretValueOutput, error) {
+		attempts++
+		actx, cancel := context.WithTimeout(ctx, o.AttemptTimeout)
+		defer cancel()
+		out, err := api.GetSecretValue(actx, in)
+		if err == nil {
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			// The overall deadline or a signal cut this attempt short; its
+			// error says nothing about the secret, so keep the previous one.
+			return nil, backoff.Permanent(err)
+		}
+		lastErr = err
+		if !Retryable(err) {
+			return nil, backoff.Permanent(err)
+		}
+		return nil, err
+	}
+	notify := func(err error, wait time.Duration) {
+		if o.OnRetry != nil {
+			o.OnRetry(s, attempts, Code(err), err, wait)
+		}
+	}
+	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(o.NewBackOff(), ctx), notify)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			code := CodeDeadline
+			if errors.Is(cerr, context.Canceled) {
+				code = CodeCanceled
+			}
+			if lastErr != nil {
+				// The last real answer (say ThrottlingException) explains
+				// more than "deadline exceeded" does.
+				code = Code(lastErr)
+				return fail(code, fmt.Errorf("giving up: %w; last error: %w", cerr, lastErr))
+			}
+			return fail(code, fmt.Errorf("giving up: %w", cerr))
+		}
+		return fail(Code(err), fmt.Errorf("calling GetSecretValue: %w", err))
+	}
+
+	value, code, err := valueOf(out, s)
+	if err != nil {
+		return fail(code, err)
+	}
+	if re != nil && !re.Match(value) {
+		clear(value)
+		// The pattern is from the plan and not secret; the value is never
+		// shown, not even its length.
+		return fail(CodePatternMismatch, fmt.Errorf("the value does not match the pattern %q", s.Pattern))
+	}
+	return Result{
+		Secret:    s,
+		VersionID: aws.ToString(out.VersionId),
+		Value:     value,
+		Attempts:  attempts,
+		Duration:  time.Since(start),
+	}, nil
+}
+
+// valueOf returns the bytes to write for s from a GetSecretValue answer.
+func valueOf(out *secretsmanager.GetSecretValueOutput, s plan.Secret) ([]byte, string, error) {
+	var whole []byte
+	switch {
+	case out.SecretBinary != nil:
+		if s.Key != "" {
+			return nil, CodeNotJSON, fmt.Errorf("key %q needs a JSON SecretString, but the secret holds SecretBinary", s.Key)
+		}
+		// The SDK decoded this slice from base64 for us alone, so it can be
+		// handed out and zeroed.
+		return out.SecretBinary, "", nil
+	case out.SecretString != nil:
+		whole = []byte(*out.SecretString)
+	default:
+		return nil, CodeNoValue, errors.New("the answer holds neither SecretString nor SecretBinary")
+	}
+	if s.Key == "" {
+		return whole, "", nil
+	}
+	defer clear(whole)
+	return extractKey(whole, s.Key)
+}
