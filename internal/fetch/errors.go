@@ -37,8 +37,10 @@ func Retryable(err error) bool {
 		}
 		// An unknown code is decided by its HTTP status below.
 	}
+	// The SDK wraps transport failures in a ResponseError too, with status
+	// 0; only a real status says the service answered.
 	var st httpStatus
-	if errors.As(err, &st) {
+	if errors.As(err, &st) && st.HTTPStatusCode() > 0 {
 		s := st.HTTPStatusCode()
 		return s >= 500 || s == 429
 	}

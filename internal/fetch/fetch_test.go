@@ -42,12 +42,18 @@ func apiError(code string, status int) error {
 	}
 }
 
-// transportError builds an error shaped like the SDK's when no answer came.
+// transportError builds an error shaped like the SDK's when no answer came:
+// the SDK wraps it in a ResponseError with status 0.
 func transportError(err error) error {
 	return &smithy.OperationError{
 		ServiceID:     "Secrets Manager",
 		OperationName: "GetSecretValue",
-		Err:           &smithyhttp.RequestSendError{Err: err},
+		Err: &awshttp.ResponseError{
+			ResponseError: &smithyhttp.ResponseError{
+				Response: &smithyhttp.Response{Response: &http.Response{}},
+				Err:      &smithyhttp.RequestSendError{Err: err},
+			},
+		},
 	}
 }
 

@@ -1,0 +1,358 @@
+package fetch
+
+// These tests drive the real SDK client over loopback against smfake, the
+// project's fake of Secrets Manager, which verifies SigV4 and answers with
+// AWS's error shapes.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/smfake"
+)
+
+const opGet = "GetSecretValue"
+
+// fake starts smfake on loopback and returns it with Options whose clients
+// talk to it with the fake's static credentials. No environment is read
+// except what LoadDefaultConfig reads anyway; isolateEnv blanks that.
+func fake(t testing.TB, opts ...smfake.Option) (*smfake.Server, Options) {
+	t.Helper()
+	isolateEnv(t)
+	fk := smfake.New(opts...)
+	srv := httptest.NewServer(fk)
+	t.Cleanup(srv.Close)
+	return fk, Options{Clients: fakeClients(t, srv.URL, fk.Region()), NewBackOff: fastBackOff}
+}
+
+func fakeClients(t testing.TB, url, region string) ClientFunc {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(smfake.DefaultAccessKeyID, smfake.DefaultSecretAccessKey, "")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SDKClients(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(url) })
+}
+
+// isolateEnv keeps the developer's AWS settings out of a test.
+func isolateEnv(t testing.TB) {
+	t.Helper()
+	none := filepath.Join(os.TempDir(), "secretfetch-no-such-aws-file")
+	for k, v := range map[string]string{
+		"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_PROFILE": "",
+		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+		"AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "",
+		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_SECRETS_MANAGER": "", "AWS_ENDPOINT_URL_STS": "",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "", "AWS_RETRY_MODE": "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func create(t testing.TB, fk *smfake.Server, name string, v smfake.Value) (arn, version string) {
+	t.Helper()
+	arn, version, err := fk.CreateSecret(name, v)
+	if err != nil {
+		t.Fatalf("CreateSecret(%s): %v", name, err)
+	}
+	return arn, version
+}
+
+func TestSDKRetriesAgainstFake(t *testing.T) {
+	tests := []struct {
+		code      string
+		status    int
+		retryable bool
+	}{
+		{code: "ThrottlingException", retryable: true},
+		{code: "TooManyRequestsException", status: 429, retryable: true},
+		{code: "InternalServiceError", retryable: true},
+		{code: "ServiceUnavailable", status: 503, retryable: true},
+		{code: "BadGateway", status: 502, retryable: true},
+		{code: "AccessDeniedException"},
+		{code: "ResourceNotFoundException"},
+		{code: "DecryptionFailure"},
+		{code: "InvalidRequestException"},
+		{code: "InvalidParameterException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code, func(t *testing.T) {
+			fk, o := fake(t)
+			create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+			// Two failures, then the secret: a retried code takes three
+			// requests and succeeds, a permanent one stops at the first.
+			fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "app/db", Code: tt.code, Status: tt.status, Count: 2})
+			res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+			requests := fk.Count(opGet, "app/db")
+			if tt.retryable {
+				if err != nil {
+					t.Fatalf("Fetch: %v", err)
+				}
+				if res[0].Attempts != 3 || requests != 3 {
+					t.Errorf("attempts = %d, requests = %d; want 3 and 3", res[0].Attempts, requests)
+				}
+				if !bytes.Equal(res[0].Value, []byte("s3cret")) {
+					t.Errorf("value = %s", digest(res[0].Value))
+				}
+				return
+			}
+			var se *SecretError
+			if !errors.As(err, &se) {
+				t.Fatalf("Fetch error = %v, want a *SecretError", err)
+			}
+			if se.Code != tt.code || se.Attempts != 1 || requests != 1 {
+				t.Errorf("code %s after %d attempts and %d requests; want %s after 1 and 1", se.Code, se.Attempts, requests, tt.code)
+			}
+		})
+	}
+}
+
+func TestSDKThrottledTwiceThenSuccess(t *testing.T) {
+	fk, o := fake(t)
+	_, version := create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+	fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "app/db", Code: "ThrottlingException", Count: 2})
+	var retries []string
+	o.OnRetry = func(s plan.Secret, attempt int, code string, err error, wait time.Duration) {
+		retries = append(retries, fmt.Sprintf("%s#%d:%s", s.ID, attempt, code))
+	}
+	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[app/db#1:ThrottlingException app/db#2:ThrottlingException]"; fmt.Sprint(retries) != want {
+		t.Errorf("retries = %v, want %s", retries, want)
+	}
+	var codes []string
+	for _, r := range fk.Requests() {
+		codes = append(codes, r.Code)
+	}
+	if fmt.Sprint(codes) != "[ThrottlingException ThrottlingException ]" {
+		t.Errorf("request log codes = %q", codes)
+	}
+	if res[0].VersionID != version || res[0].Attempts != 3 {
+		t.Errorf("result version %s after %d attempts, want %s after 3", res[0].VersionID, res[0].Attempts, version)
+	}
+}
+
+func TestSDKDeadlineRunsOut(t *testing.T) {
+	fk, o := fake(t)
+	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+	fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "app/db", Code: "ThrottlingException"})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := Fetch(ctx, onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+	var se *SecretError
+	if !errors.As(err, &se) {
+		t.Fatalf("Fetch error = %v, want a *SecretError", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || se.Code != "ThrottlingException" {
+		t.Errorf("error %v: want DeadlineExceeded with code ThrottlingException", err)
+	}
+	if n := fk.Count(opGet, "app/db"); se.Attempts < 2 || n != se.Attempts {
+		t.Errorf("attempts = %d, requests = %d; want several and equal (no hidden SDK retries)", se.Attempts, n)
+	}
+}
+
+func TestSDKAttemptTimeoutRetried(t *testing.T) {
+	fk, o := fake(t)
+	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+	fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "app/db", Latency: 2 * time.Second, Count: 1})
+	o.AttemptTimeout = 100 * time.Millisecond
+	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Attempts != 2 {
+		t.Errorf("attempts = %d, want 2 (a timed-out attempt, then success)", res[0].Attempts)
+	}
+}
+
+func TestSDKConnectionErrorRetried(t *testing.T) {
+	isolateEnv(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there any more
+	o := Options{Clients: fakeClients(t, url, "us-east-1"), NewBackOff: fastBackOff}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := Fetch(ctx, onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+	var se *SecretError
+	if !errors.As(err, &se) || se.Code != CodeConnection || se.Attempts < 2 {
+		t.Fatalf("error = %v; want %s after several attempts", err, CodeConnection)
+	}
+}
+
+func TestSDKValues(t *testing.T) {
+	fk, o := fake(t, smfake.WithRegion("eu-west-1"))
+	doc := `{"db":{"user":"admin","password":"pa55word","port":5432,"tls":{"verify":true, "ca":"x"}}}`
+	binary := []byte{0x00, 0x9f, 0x92, 0x96, 0xff, '\n'}
+	arn, _ := create(t, fk, "app/json", smfake.Value{String: doc})
+	create(t, fk, "app/bin", smfake.Value{Binary: binary})
+	_, v1 := create(t, fk, "app/rotated", smfake.Value{String: "first"})
+	v2, err := fk.PutSecretValue("app/rotated", smfake.Value{String: "second"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partialARN := strings.TrimSuffix(arn, arn[len(arn)-7:]) // without "-XXXXXX"
+	p := &plan.Plan{Version: 1, Dir: "/d", Region: "eu-west-1", Secrets: []plan.Secret{
+		{File: "password", ID: "app/json", Key: "db.password"},
+		{File: "port", ID: arn, Key: "db.port"},
+		{File: "tls", ID: partialARN, Key: "db.tls"},
+		{File: "bin", ID: "app/bin"},
+		{File: "current", ID: "app/rotated"},
+		{File: "previous", ID: "app/rotated", VersionStage: "AWSPREVIOUS"},
+		{File: "by-id", ID: "app/rotated", VersionID: v1},
+	}}
+	res, err := Fetch(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		value   []byte
+		version string
+	}{
+		{[]byte("pa55word"), ""}, {[]byte("5432"), ""}, {[]byte(`{"verify":true,"ca":"x"}`), ""},
+		{binary, ""}, {[]byte("second"), v2}, {[]byte("first"), v1}, {[]byte("first"), v1},
+	}
+	for i, r := range res {
+		if !bytes.Equal(r.Value, want[i].value) {
+			t.Errorf("%s: value %s, want %s", r.Secret.File, digest(r.Value), digest(want[i].value))
+		}
+		if want[i].version != "" && r.VersionID != want[i].version {
+			t.Errorf("%s: version %s, want %s", r.Secret.File, r.VersionID, want[i].version)
+		}
+	}
+	if n := fk.Count(opGet, partialARN); n != 1 {
+		t.Errorf("%d requests by partial ARN, want 1", n)
+	}
+}
+
+func TestSDKMissingKeyNamesSecretAndKey(t *testing.T) {
+	fk, o := fake(t)
+	create(t, fk, "app/json", smfake.Value{String: `{"user":"admin","password":"pa55word"}`})
+	_, err := Fetch(context.Background(), onePlan(plan.Secret{File: "pw", ID: "app/json", Key: "pasword"}), o)
+	var se *SecretError
+	if !errors.As(err, &se) || se.Code != CodeKeyNotFound {
+		t.Fatalf("error = %v, want %s", err, CodeKeyNotFound)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "app/json") || !strings.Contains(msg, "pasword") {
+		t.Errorf("error %q does not name the secret and the key", msg)
+	}
+	if strings.Contains(msg, "pa55word") || strings.Contains(msg, "admin") {
+		t.Error("the error shows a value")
+	}
+}
+
+// jwt builds an unsigned-looking web identity token with the claims STS
+// checks; smfake, like the SDK, does not verify the signature.
+func jwt(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	return enc(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "test"}) + "." + enc(claims) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte("not-a-real-signature"))
+}
+
+// TestSDKCredentialsThroughIRSA runs the SDK's own default chain: with
+// AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE set it calls STS
+// AssumeRoleWithWebIdentity (here the fake's), and signs GetSecretValue
+// with the temporary ASIA... key it gets back. Fetch is given no clients.
+func TestSDKCredentialsThroughIRSA(t *testing.T) {
+	isolateEnv(t)
+	fk := smfake.New()
+	srv := httptest.NewServer(fk)
+	defer srv.Close()
+	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+
+	token := filepath.Join(t.TempDir(), "token")
+	claims := map[string]any{
+		"aud": []string{"sts.amazonaws.com"},
+		"sub": "system:serviceaccount:shop:checkout",
+		"iss": "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
+		"exp": time.Now().Add(time.Hour).Unix(),
+		"iat": time.Now().Unix(),
+	}
+	if err := os.WriteFile(token, []byte(jwt(t, claims)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const role = "arn:aws:iam::111122223333:role/checkout"
+	t.Setenv("AWS_ROLE_ARN", role)
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+
+	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), Options{NewBackOff: fastBackOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res[0].Value, []byte("s3cret")) {
+		t.Errorf("value = %s", digest(res[0].Value))
+	}
+	roles := fk.AssumedRoles()
+	if len(roles) != 1 || roles[0].RoleARN != role || roles[0].Subject != "system:serviceaccount:shop:checkout" {
+		t.Fatalf("assumed roles = %+v, want one for %s by the checkout service account", roles, role)
+	}
+	if !strings.HasPrefix(roles[0].AccessKeyID, "ASIA") {
+		t.Errorf("issued key %s is not a temporary (ASIA) key", roles[0].AccessKeyID)
+	}
+	var gets int
+	for _, r := range fk.Requests() {
+		if r.Operation == opGet {
+			gets++
+			if r.AccessKeyID != roles[0].AccessKeyID {
+				t.Errorf("GetSecretValue signed with %s, want the assumed role's %s", r.AccessKeyID, roles[0].AccessKeyID)
+			}
+		}
+	}
+	if gets != 1 {
+		t.Errorf("%d GetSecretValue requests, want 1", gets)
+	}
+}
+
+func TestSDKWrongSecretKeyIsPermanent(t *testing.T) {
+	isolateEnv(t)
+	fk := smfake.New()
+	srv := httptest.NewServer(fk)
+	defer srv.Close()
+	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(smfake.DefaultAccessKeyID, "wrong", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Clients: SDKClients(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(srv.URL) }), NewBackOff: fastBackOff}
+	_, err = Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+	var se *SecretError
+	if !errors.As(err, &se) || se.Attempts != 1 {
+		t.Fatalf("error = %v, want one permanent failure", err)
+	}
+	t.Logf("a bad signature answers %s", se.Code)
+}
