@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMountOf(t *testing.T) {
+	const table = `sysfs /sys sysfs ro,nosuid 0 0
+overlay / overlay rw,relatime 0 0
+tmpfs /run tmpfs rw,nosuid 0 0
+tmpfs /run/secrets/app tmpfs rw,relatime,size=1024k 0 0
+tmpfs /run/secrets/app tmpfs ro,relatime,size=1024k 0 0
+tmpfs /run/secrets/application tmpfs rw 0 0
+tmpfs /mnt/with\040space tmpfs ro 0 0
+short line
+`
+	tests := []struct {
+		path       string
+		wantPoint  string
+		wantFSType string
+		wantRO     bool
+	}{
+		{"/run/secrets/app", "/run/secrets/app", "tmpfs", true}, // the later, stacked mount wins
+		{"/run/secrets/app/sub", "/run/secrets/app", "tmpfs", true},
+		{"/run/secrets", "/run", "tmpfs", false},
+		{"/run/secrets/applications", "/run", "tmpfs", false}, // a prefix of a name is not a parent
+		{"/etc", "/", "overlay", false},
+		{"/mnt/with space/x", "/mnt/with space", "tmpfs", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			m, found, err := mountOf(strings.NewReader(table), tt.path)
+			if err != nil || !found {
+				t.Fatalf("mountOf = found %v, err %v", found, err)
+			}
+			ro := false
+			for _, o := range m.options {
+				ro = ro || o == "ro"
+			}
+			if m.point != tt.wantPoint || m.fstype != tt.wantFSType || ro != tt.wantRO {
+				t.Errorf("mountOf = %s %s ro=%v, want %s %s ro=%v", m.point, m.fstype, ro, tt.wantPoint, tt.wantFSType, tt.wantRO)
+			}
+		})
+	}
+}
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	secrets := map[string]struct {
+		data []byte
+		mode os.FileMode
+	}{
+		"db":   {[]byte("demo-password"), 0o400},
+		"blob": {[]byte{0, 1, 2, 0xff}, 0o440},
+	}
+	for name, s := range secrets {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, s.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, s.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("db", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := filepath.Join(t.TempDir(), "mounts")
+	table := "overlay / overlay rw 0 0\ntmpfs " + real + " tmpfs ro,relatime 0 0\n"
+	if err := os.WriteFile(mounts, []byte(table), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name       string
+		values     string
+		wantValues bool
+	}{
+		{"auto with once shows values", valuesAuto, true},
+		{"hide", valuesHide, false},
+		{"show", valuesShow, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			o := options{dir: dir, once: true, json: true, values: tt.values, mounts: mounts}
+			if err := run(context.Background(), o, &out); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			var l listing
+			if err := json.Unmarshal(out.Bytes(), &l); err != nil {
+				t.Fatalf("decoding the JSON listing: %v", err)
+			}
+			if l.Dir != dir || l.MountPoint != real || l.FSType != "tmpfs" || !l.Tmpfs || !l.ReadOnly {
+				t.Errorf("listing header = %+v, want dir %s on a read-only tmpfs at %s", l, dir, real)
+			}
+			if len(l.Files) != 4 {
+				t.Fatalf("got %d entries, want 4", len(l.Files))
+			}
+			byName := map[string]file{}
+			for _, f := range l.Files {
+				byName[f.Name] = f
+			}
+			for name, s := range secrets {
+				f := byName[name]
+				wantMode := map[os.FileMode]string{0o400: "0400", 0o440: "0440"}[s.mode]
+				if f.Type != "file" || f.Mode != wantMode || f.Size != int64(len(s.data)) ||
+					f.UID != os.Getuid() || f.GID != os.Getgid() {
+					t.Errorf("%s = type %s mode %s size %d uid %d gid %d, want file %s %d %d %d",
+						name, f.Type, f.Mode, f.Size, f.UID, f.GID, wantMode, len(s.data), os.Getuid(), os.Getgid())
+				}
+				if tt.wantValues != bytes.Equal(f.Value, s.data) {
+					t.Errorf("%s: value shown = %v (%d bytes), want shown = %v", name, f.Value != nil, len(f.Value), tt.wantValues)
+				}
+				if !tt.wantValues && f.Value != nil {
+					t.Errorf("%s: value present with --values=%s", name, tt.values)
+				}
+				if len(f.SHA256) != 64 {
+					t.Errorf("%s: sha256 = %q, want 64 hex digits", name, f.SHA256)
+				}
+			}
+			if f := byName["sub"]; f.Type != "dir" || f.Value != nil {
+				t.Errorf("sub = %+v, want a dir without value", f)
+			}
+			if f := byName["link"]; f.Type != "symlink" || f.Value != nil {
+				t.Errorf("link = type %s, value %v; want a symlink, not followed", f.Type, f.Value != nil)
+			}
+		})
+	}
+
+	t.Run("text output of the long-running mode has no values", func(t *testing.T) {
+		var out bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // as if SIGTERM arrived: run returns after listing
+		o := options{dir: dir, values: valuesAuto, mounts: mounts}
+		if err := run(ctx, o, &out); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		text := out.String()
+		if strings.Contains(text, "demo-password") || strings.Contains(text, "value=") {
+			t.Errorf("the log listing carries a value (%d bytes of output)", len(text))
+		}
+		for _, want := range []string{"tmpfs=true", "readOnly=true", "file=db type=file mode=0400", "file=blob type=file mode=0440"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text listing lacks %q:\n%s", want, text)
+			}
+		}
+	})
+
+	t.Run("text output with values quotes binary", func(t *testing.T) {
+		var out bytes.Buffer
+		o := options{dir: dir, once: true, values: valuesShow, mounts: mounts}
+		if err := run(context.Background(), o, &out); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		for _, want := range []string{`value="demo-password"`, `value="\x00\x01\x02\xff"`} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("text listing lacks %s", want)
+			}
+		}
+	})
+}
+
+func TestRunErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		o    options
+	}{
+		{"bad --values", options{dir: t.TempDir(), once: true, values: "yes"}},
+		{"missing dir", options{dir: filepath.Join(t.TempDir(), "absent"), once: true, values: valuesAuto}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := run(context.Background(), tt.o, &bytes.Buffer{}); err == nil {
+				t.Error("run succeeded, want an error")
+			}
+		})
+	}
+}

@@ -1,0 +1,42 @@
+// Command demo-app is secretfetch's demonstration workload. It lists the
+// files in a directory (by default /var/run/secrets/app, where secretfetch
+// mounts the secrets) with their mode, owner, size and value, says whether the
+// directory is memory-backed (tmpfs or ramfs, from /proc/mounts) and
+// read-only, and then sleeps until SIGTERM so that its pod stays Running.
+//
+// It is a demo, and it prints demo values. A real application must never
+// print or log a secret. To keep values out of container logs even here, the
+// long-running mode lists names, modes, owners, sizes and a SHA-256 prefix
+// but no values; the one-shot mode (--once), which is meant for
+// `kubectl exec`, prints the values to whoever ran it:
+//
+//	demo-app [--dir DIR] [--once] [--json] [--values auto|show|hide]
+//
+// --json prints the same listing as one JSON object (values base64-encoded),
+// for tests.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	var o options
+	flag.StringVar(&o.dir, "dir", "/var/run/secrets/app", "directory to list")
+	flag.BoolVar(&o.once, "once", false, "list once and exit, instead of sleeping until SIGTERM")
+	flag.BoolVar(&o.json, "json", false, "print the listing as JSON")
+	flag.StringVar(&o.values, "values", valuesAuto, "print file values: auto (only with --once), show, or hide")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo-app:", err)
+		os.Exit(1)
+	}
+}
