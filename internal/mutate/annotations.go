@@ -1,0 +1,74 @@
+package mutate
+
+// The annotation keys that make up the user's contract (docs: design.md, "The
+// user's contract: annotations"). They go on the pod template. Only the
+// parser in parse.go reads them; everything after it works on the typed
+// Injection.
+const (
+	// Prefix is the common prefix of every secretfetch annotation. Any other
+	// key under it is an error, so that a typo is reported, not ignored.
+	Prefix = "secretfetch.io/"
+
+	// AnnotationInject opts a pod in with "true". "false" passes the pod
+	// through unchanged; any other value is denied, so that "yes" is an
+	// error rather than a silent skip.
+	AnnotationInject = Prefix + "inject"
+
+	// AnnotationRegion is the AWS region for secrets given by name. An ARN's
+	// own region always wins. Default: the webhook's --default-region.
+	AnnotationRegion = Prefix + "region"
+
+	// AnnotationMountPath is the absolute directory, in the selected
+	// containers, that holds one file per secret. Default: plan.DefaultDir.
+	AnnotationMountPath = Prefix + "mount-path"
+
+	// AnnotationContainers is a comma-separated list of the containers (init
+	// containers included) that get the read-only mount. Default: every app
+	// container (spec.containers).
+	AnnotationContainers = Prefix + "containers"
+
+	// AnnotationStatus is written by the webhook; its only value is
+	// StatusInjected. Users do not set it.
+	AnnotationStatus = Prefix + "status"
+
+	// StatusInjected marks a pod the webhook has mutated.
+	StatusInjected = "injected"
+)
+
+// Per-secret annotation key prefixes. The rest of the key, <name>, is the
+// file name (see plan.ValidateName). Every per-secret key other than
+// secret-<name> needs a secret-<name> with the same name.
+const (
+	// SecretPrefix + <name>: the secret ID (full ARN, partial ARN or name).
+	SecretPrefix = Prefix + "secret-"
+	// KeyPrefix + <name>: a dotted path into a JSON SecretString.
+	KeyPrefix = Prefix + "key-"
+	// VersionStagePrefix + <name>: a staging label such as AWSPREVIOUS.
+	VersionStagePrefix = Prefix + "version-stage-"
+	// VersionIDPrefix + <name>: a version ID; not combined with a stage.
+	VersionIDPrefix = Prefix + "version-id-"
+	// ModePrefix + <name>: the file mode, one of plan.AllowedModes.
+	ModePrefix = Prefix + "mode-"
+	// PatternPrefix + <name>: an RE2 pattern the whole value must match.
+	PatternPrefix = Prefix + "pattern-"
+)
+
+// secretKeyPrefixes lists the per-secret prefixes other than SecretPrefix,
+// in the order the parser reports them.
+var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPrefix, ModePrefix, PatternPrefix}
+
+// allowedKeys is how the denial for an unknown key lists what is allowed.
+const allowedKeys = "inject, region, mount-path, containers, secret-<name>, key-<name>, " +
+	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>"
+
+// Names of what the webhook adds to a pod. They are reserved: a pod that
+// already has them is treated as mutated before, and they are brought up to
+// date in place.
+const (
+	// VolumeName is the memory-backed emptyDir that holds the files.
+	VolumeName = "secretfetch-secrets"
+	// InitContainerName is the init container that runs init-fetch.
+	InitContainerName = "secretfetch-init"
+	// InitCommand is the init-fetch binary in the init image.
+	InitCommand = "/init-fetch"
+)

@@ -1,0 +1,319 @@
+package mutate
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+
+	"github.com/secretfetch/secretfetch/internal/plan"
+)
+
+// Environment variables the webhook sets on the init container.
+const (
+	// EnvSecretsManagerEndpoint and EnvSTSEndpoint are the AWS SDK's
+	// service-specific endpoint variables.
+	EnvSecretsManagerEndpoint = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+	EnvSTSEndpoint            = "AWS_ENDPOINT_URL_STS"
+)
+
+// The AWS credential settings copied from the app containers. Only these
+// are copied: they name an identity and a token file, never a secret.
+const (
+	envRoleARN             = "AWS_ROLE_ARN"
+	envWebIdentityToken    = "AWS_WEB_IDENTITY_TOKEN_FILE"
+	envContainerCredsURI   = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+	envContainerCredsToken = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+)
+
+// regionEnv follows the credentials: the IRSA and Pod Identity webhooks set
+// them next to the identity, and the SDK needs them to reach the right STS.
+var regionEnv = []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_STS_REGIONAL_ENDPOINTS"}
+
+// Config holds the webhook's cluster-wide settings for the init container.
+// They come from the webhook's flags.
+type Config struct {
+	// InitImage is the init-fetch image (--init-image); required.
+	InitImage string
+	// DefaultRegion is the region for secrets given by name when the pod sets
+	// no secretfetch.io/region (--default-region).
+	DefaultRegion string
+	// SecretsManagerEndpoint and STSEndpoint, when set, become the SDK's
+	// endpoint variables in the init container: VPC endpoints, FIPS, or a
+	// test fake (--secretsmanager-endpoint, --sts-endpoint).
+	SecretsManagerEndpoint string
+	STSEndpoint            string
+	// VolumeSizeLimit overrides the emptyDir's sizeLimit
+	// (--volume-size-limit). Nil sizes it from the number of secrets.
+	VolumeSizeLimit *resource.Quantity
+}
+
+// Validate checks the settings once at start-up, so that a bad flag stops
+// the webhook instead of every pod.
+func (c Config) Validate() error {
+	var errs []error
+	if c.InitImage == "" {
+		errs = append(errs, errors.New("the init image is required (--init-image)"))
+	}
+	if c.DefaultRegion != "" {
+		if err := validateRegion(c.DefaultRegion); err != nil {
+			errs = append(errs, fmt.Errorf("default region (--default-region): %w", err))
+		}
+	}
+	for flag, v := range map[string]string{"--secretsmanager-endpoint": c.SecretsManagerEndpoint, "--sts-endpoint": c.STSEndpoint} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not an http or https URL", flag, v))
+		}
+	}
+	if c.VolumeSizeLimit != nil && c.VolumeSizeLimit.Sign() <= 0 {
+		errs = append(errs, fmt.Errorf("--volume-size-limit: %s is not a positive size", c.VolumeSizeLimit))
+	}
+	return errors.Join(errs...)
+}
+
+const (
+	// maxSecretSize is AWS's cap on a secret value (SecretString or
+	// SecretBinary).
+	maxSecretSize = 64 << 10
+	// minVolumeSize keeps a small volume from being a tight fit for the
+	// filesystem's own overhead.
+	minVolumeSize = 1 << 20
+)
+
+// volumeSize is the emptyDir's sizeLimit. Each file is written to a
+// temporary file and then renamed, so a secret can briefly take twice its
+// size; and AWS caps a secret at 64 KiB. So n secrets never need more than
+// n x 2 x 64 KiB.
+func volumeSize(cfg Config, n int) resource.Quantity {
+	if cfg.VolumeSizeLimit != nil {
+		return cfg.VolumeSizeLimit.DeepCopy()
+	}
+	return *resource.NewQuantity(max(minVolumeSize, int64(n)*2*maxSecretSize), resource.BinarySI)
+}
+
+// initResources are the init container's requests and limits. The requests
+// are small so that the pod schedules as if the init container were not
+// there. The CPU limit is generous because start-up is TLS handshakes and
+// JSON parsing; a tight limit would throttle them and delay every pod. The
+// memory limit grows with the volume, because tmpfs pages count against the
+// memory cgroup of the process that writes them: the init container's.
+func initResources(volume resource.Quantity) corev1.ResourceRequirements {
+	const mi = 1 << 20
+	memLimit := (64*mi + volume.Value() + mi - 1) / mi * mi // rounded up to whole MiB
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("10m"),
+			corev1.ResourceMemory: resource.MustParse("16Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("500m"),
+			corev1.ResourceMemory: *resource.NewQuantity(memLimit, resource.BinarySI),
+		},
+	}
+}
+
+// initSecurityContext passes the restricted Pod Security Standard.
+func initSecurityContext(uid, gid int64) *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To(uid),
+		RunAsGroup:               ptr.To(gid),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// Apply mutates pod to fetch inj's secrets. It is a pure function of the
+// pod, inj and cfg, and idempotent: applied to its own result it changes
+// nothing, except that it copies the app containers' current AWS credential
+// settings into the init container again. Every edit is add-if-absent or an
+// update in place; nothing is duplicated or removed.
+func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
+	encoded, err := plan.Encode(&inj.Plan)
+	if err != nil {
+		return fmt.Errorf("encoding the plan: %w", err)
+	}
+	size := volumeSize(cfg, len(inj.Plan.Secrets))
+	ensureVolume(pod, size)
+
+	init := ensureInitContainer(pod)
+	init.Image = cfg.InitImage
+	init.Command = []string{InitCommand}
+	init.ImagePullPolicy = corev1.PullIfNotPresent
+	init.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+	init.SecurityContext = initSecurityContext(inj.UID, inj.GID)
+	init.Resources = initResources(size)
+	setEnv(init, plan.EnvVar, encoded)
+	if cfg.SecretsManagerEndpoint != "" {
+		setEnv(init, EnvSecretsManagerEndpoint, cfg.SecretsManagerEndpoint)
+	}
+	if cfg.STSEndpoint != "" {
+		setEnv(init, EnvSTSEndpoint, cfg.STSEndpoint)
+	}
+	copyCredentials(pod, init)
+	setVolumeMount(init, inj.Plan.Dir, false)
+
+	for _, name := range inj.Readers {
+		if c, _ := containerAt(pod, name); c != nil {
+			setVolumeMount(c, inj.Plan.Dir, true)
+		}
+	}
+
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationStatus] = StatusInjected
+	return nil
+}
+
+// ensureVolume adds the memory-backed emptyDir, or brings it up to date.
+func ensureVolume(pod *corev1.Pod, size resource.Quantity) {
+	src := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}
+	for i := range pod.Spec.Volumes {
+		if pod.Spec.Volumes[i].Name == VolumeName {
+			pod.Spec.Volumes[i].VolumeSource = src
+			return
+		}
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: src})
+}
+
+// ensureInitContainer returns the init container, adding it first when it is
+// absent. An existing one stays where it is: another webhook may have put its
+// own init container in front since, and moving ours back on reinvocation
+// would only make the two webhooks fight over the first slot.
+func ensureInitContainer(pod *corev1.Pod) *corev1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == InitContainerName {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	pod.Spec.InitContainers = append([]corev1.Container{{Name: InitContainerName}}, pod.Spec.InitContainers...)
+	return &pod.Spec.InitContainers[0]
+}
+
+// setEnv sets a literal variable, replacing every entry of that name (the
+// kubelet would use the last one).
+func setEnv(c *corev1.Container, name, value string) {
+	found := false
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			c.Env[i].Value, c.Env[i].ValueFrom = value, nil
+			found = true
+		}
+	}
+	if !found {
+		c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+	}
+}
+
+// literalEnv returns the literal value of a variable; valueFrom entries do
+// not count.
+func literalEnv(c *corev1.Container, name string) (string, bool) {
+	v, ok := "", false
+	for _, e := range c.Env {
+		if e.Name == name {
+			v, ok = e.Value, e.ValueFrom == nil && e.Value != ""
+		}
+	}
+	return v, ok
+}
+
+// setVolumeMount mounts the secrets volume at dir, or moves the existing
+// mount of it there.
+func setVolumeMount(c *corev1.Container, dir string, readOnly bool) {
+	for i := range c.VolumeMounts {
+		if c.VolumeMounts[i].Name == VolumeName {
+			c.VolumeMounts[i].MountPath, c.VolumeMounts[i].ReadOnly = dir, readOnly
+			return
+		}
+	}
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: VolumeName, MountPath: dir, ReadOnly: readOnly})
+}
+
+// copyCredentials copies the IRSA and EKS Pod Identity settings of the
+// first app container that has them into the init container, with the
+// mount that holds the token file. Only literal values are copied, and they
+// are never logged.
+func copyCredentials(pod *corev1.Pod, init *corev1.Container) {
+	var sources []*corev1.Container
+	for _, pair := range [][2]string{{envRoleARN, envWebIdentityToken}, {envContainerCredsURI, envContainerCredsToken}} {
+		src := firstWith(pod, pair[0], pair[1])
+		if src == nil {
+			continue
+		}
+		sources = append(sources, src)
+		for _, name := range pair {
+			v, _ := literalEnv(src, name)
+			setEnv(init, name, v)
+		}
+		tokenFile, _ := literalEnv(src, pair[1])
+		if m, ok := tokenMount(src, tokenFile); ok {
+			setCopiedMount(init, m)
+		}
+	}
+	for _, name := range regionEnv {
+		for _, src := range sources {
+			if v, ok := literalEnv(src, name); ok {
+				setEnv(init, name, v)
+				break
+			}
+		}
+	}
+}
+
+// firstWith returns the first app container with literal values for both
+// variables.
+func firstWith(pod *corev1.Pod, a, b string) *corev1.Container {
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		_, okA := literalEnv(c, a)
+		_, okB := literalEnv(c, b)
+		if okA && okB {
+			return c
+		}
+	}
+	return nil
+}
+
+// tokenMount finds the mount that holds a token file: the one at the file's
+// directory, else the deepest one that contains the file.
+func tokenMount(c *corev1.Container, tokenFile string) (corev1.VolumeMount, bool) {
+	if !path.IsAbs(tokenFile) {
+		return corev1.VolumeMount{}, false
+	}
+	file := path.Clean(tokenFile)
+	best, found := corev1.VolumeMount{}, false
+	for _, m := range c.VolumeMounts {
+		mp := path.Clean(m.MountPath)
+		if mp == file || !within(file, mp) {
+			continue
+		}
+		if !found || len(mp) > len(path.Clean(best.MountPath)) {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+// setCopiedMount adds a copied credential mount, or updates the init
+// container's mount at the same path.
+func setCopiedMount(c *corev1.Container, m corev1.VolumeMount) {
+	m.ReadOnly = true // a token is only read
+	for i := range c.VolumeMounts {
+		if path.Clean(c.VolumeMounts[i].MountPath) == path.Clean(m.MountPath) {
+			c.VolumeMounts[i] = m
+			return
+		}
+	}
+	c.VolumeMounts = append(c.VolumeMounts, m)
+}

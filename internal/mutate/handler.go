@@ -1,0 +1,183 @@
+package mutate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// Path is where the webhook serves pod admission requests.
+const Path = "/mutate-v1-pod"
+
+// Handler is the admission handler for pods, in controller-runtime's
+// defaulter shape: decode the pod, mutate a typed copy, marshal it, and let
+// PatchResponseFromRaw compute the patch. It is safe for concurrent use.
+type Handler struct {
+	cfg     Config
+	decoder admission.Decoder
+	metrics *Metrics
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// NewHandler returns a handler for cfg. m may be nil (nothing is counted).
+func NewHandler(cfg Config, m *Metrics) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("checking the webhook settings: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the pod scheme: %w", err)
+	}
+	return &Handler{cfg: cfg, decoder: admission.NewDecoder(scheme), metrics: m}, nil
+}
+
+// Handle decides one admission request. A user's mistake is a denial that
+// names every bad annotation; an internal fault is an error (HTTP 500). A
+// dry-run request is handled exactly like any other: the webhook has no side
+// effects, and its counters count dry runs too.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := logf.FromContext(ctx).WithValues("uid", req.UID, "namespace", req.Namespace)
+	if req.Operation != admissionv1.Create {
+		return h.skip(log, ReasonNotCreate)
+	}
+	if req.Resource.Group != "" || req.Resource.Resource != "pods" || req.SubResource != "" {
+		return h.skip(log, ReasonNotPod)
+	}
+	pod := &corev1.Pod{}
+	if err := h.decoder.Decode(req, pod); err != nil {
+		return h.fail(log, http.StatusBadRequest, ReasonDecode, fmt.Errorf("decoding the pod: %w", err))
+	}
+	// Pods made by controllers arrive without a namespace.
+	if pod.Namespace == "" {
+		pod.Namespace = req.Namespace
+	}
+	log = log.WithValues("name", pod.Name, "generateName", pod.GenerateName)
+
+	requested, ferr := Requested(pod)
+	if ferr != nil {
+		return h.deny(log, pod, field.ErrorList{ferr})
+	}
+	if !requested {
+		if _, ok := pod.Annotations[AnnotationInject]; ok {
+			return h.skip(log, ReasonOptedOut)
+		}
+		return h.skip(log, ReasonNotRequested)
+	}
+	_, injectedBefore := pod.Annotations[AnnotationStatus]
+
+	inj, errs := Parse(pod, h.cfg.DefaultRegion)
+	if len(errs) > 0 {
+		return h.deny(log, pod, errs)
+	}
+	if err := Apply(pod, inj, h.cfg); err != nil {
+		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("mutating the pod: %w", err))
+	}
+	marshaled, err := json.Marshal(pod)
+	if err != nil {
+		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("encoding the mutated pod: %w", err))
+	}
+	resp := admission.PatchResponseFromRaw(req.Object.Raw, marshaled)
+	if !resp.Allowed {
+		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("computing the patch: %s", resp.Result.Message))
+	}
+	if resp, err = h.dropRoundTripRemovals(req.Object.Raw, resp); err != nil {
+		return h.fail(log, http.StatusInternalServerError, ReasonInternal, err)
+	}
+
+	reason := ReasonNew
+	switch {
+	case !injectedBefore:
+	case len(resp.Patches) > 0:
+		reason = ReasonRefreshed
+	default:
+		reason = ReasonUnchanged
+	}
+	h.metrics.count(ResultInjected, reason)
+	log.Info("admission decision", "decision", ResultInjected, "reason", reason,
+		"secrets", len(inj.Plan.Secrets), "readers", inj.Readers, "patchOps", len(resp.Patches))
+	return resp
+}
+
+func (h *Handler) skip(log logr.Logger, reason string) admission.Response {
+	h.metrics.count(ResultSkipped, reason)
+	log.V(1).Info("admission decision", "decision", ResultSkipped, "reason", reason)
+	return admission.Allowed("")
+}
+
+// deny refuses the pod with one message that names every problem, and the
+// same problems as structured causes.
+func (h *Handler) deny(log logr.Logger, pod *corev1.Pod, errs field.ErrorList) admission.Response {
+	reason := ReasonPodSpec
+	if slices.ContainsFunc(errs, func(e *field.Error) bool { return strings.HasPrefix(e.Field, annotationsPath.String()) }) {
+		reason = ReasonAnnotations
+	}
+	h.metrics.count(ResultDenied, reason)
+	msg := "secretfetch: " + errs.ToAggregate().Error()
+	log.Info("admission decision", "decision", ResultDenied, "reason", reason, "message", msg)
+
+	resp := admission.Denied(msg)
+	details := &metav1.StatusDetails{Kind: "Pod", Name: pod.Name}
+	for _, e := range errs {
+		details.Causes = append(details.Causes, metav1.StatusCause{
+			Type: metav1.CauseType(e.Type), Message: e.ErrorBody(), Field: e.Field,
+		})
+	}
+	resp.Result.Details = details
+	return resp
+}
+
+func (h *Handler) fail(log logr.Logger, code int32, reason string, err error) admission.Response {
+	h.metrics.count(ResultError, reason)
+	log.Error(err, "admission decision", "decision", ResultError, "reason", reason)
+	return admission.Errored(code, err)
+}
+
+// dropRoundTripRemovals drops "remove" operations that come only from
+// decoding and re-encoding the pod: fields this webhook's API version does
+// not know, which a newer API server sent. The webhook itself never removes
+// anything. (controller-runtime's defaulter does the same.)
+func (h *Handler) dropRoundTripRemovals(raw []byte, resp admission.Response) (admission.Response, error) {
+	isRemove := func(op jsonpatch.Operation) bool { return op.Operation == "remove" }
+	if !slices.ContainsFunc(resp.Patches, isRemove) {
+		return resp, nil
+	}
+	decoded := &corev1.Pod{}
+	if err := h.decoder.DecodeRaw(runtime.RawExtension{Raw: raw}, decoded); err != nil {
+		return resp, fmt.Errorf("decoding the pod again: %w", err)
+	}
+	roundTripped, err := json.Marshal(decoded)
+	if err != nil {
+		return resp, fmt.Errorf("encoding the decoded pod: %w", err)
+	}
+	ops, err := jsonpatch.CreatePatch(raw, roundTripped)
+	if err != nil {
+		return resp, fmt.Errorf("comparing the pod with its round trip: %w", err)
+	}
+	lost := map[string]bool{}
+	for _, op := range ops {
+		if isRemove(op) {
+			lost[op.Path] = true
+		}
+	}
+	resp.Patches = slices.DeleteFunc(resp.Patches, func(op jsonpatch.Operation) bool {
+		return isRemove(op) && lost[op.Path]
+	})
+	if len(resp.Patches) == 0 {
+		resp.PatchType = nil
+	}
+	return resp, nil
+}
