@@ -52,7 +52,7 @@ func ParseSeed(data []byte) ([]SeedSecret, error) {
 	dec.DisallowUnknownFields()
 	var entries []SeedSecret
 	if err := dec.Decode(&entries); err != nil {
-		return nil, fmt.Errorf("decoding the seed as a JSON array of {name, string|binary, stages}: %w", err)
+		return nil, fmt.Errorf("decoding the seed as a JSON array of {name, string|binary, stages}: %w", jsonProblem(err))
 	}
 	for i, e := range entries {
 		if err := e.validate(); err != nil {
@@ -149,23 +149,9 @@ func decodeAdmin(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decoding the request body: %w", describeAdminJSONError(err))
+		return fmt.Errorf("decoding the request body: %w", jsonProblem(err))
 	}
 	return nil
-}
-
-// describeAdminJSONError keeps a decoding error from quoting the document,
-// which may hold a secret value.
-func describeAdminJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		return fmt.Errorf("member %s: expected %s, got %s", te.Field, te.Type, te.Value)
-	case errors.As(err, &se):
-		return fmt.Errorf("syntax error at offset %d", se.Offset)
-	}
-	return err // unknown field (names a member, not a value), EOF, size
 }
 
 func writeAdminJSON(w http.ResponseWriter, status int, v any) {

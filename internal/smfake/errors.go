@@ -1,6 +1,8 @@
 package smfake
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -66,4 +68,20 @@ func apiErrorf(code, format string, args ...any) *APIError {
 
 func errSecretNotFound() *APIError {
 	return apiErrorf(codeResourceNotFound, "Secrets Manager can't find the specified secret.")
+}
+
+// jsonProblem describes a JSON decoding error by position, member and type,
+// because encoding/json's own messages quote pieces of the document, and
+// the document may hold a secret value. Unknown-member errors name only the
+// member, so they pass through.
+func jsonProblem(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return fmt.Errorf("member %s: expected %s, got %s", te.Field, te.Type, te.Value)
+	case errors.As(err, &se):
+		return fmt.Errorf("syntax error at offset %d", se.Offset)
+	}
+	return err
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"mime"
 	"net/http"
 	"slices"
@@ -296,23 +295,9 @@ func decode(body []byte, v any) error {
 		body = []byte("{}")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return apiErrorf(codeSerialization, "The request document could not be parsed: %v", describeJSONError(err))
+		return apiErrorf(codeSerialization, "The request document could not be parsed: %v", jsonProblem(err))
 	}
 	return nil
-}
-
-// describeJSONError names the field and type of a decoding error without
-// quoting the document (which may hold a secret value).
-func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("member %s: expected %s, got %s", te.Field, te.Type, te.Value)
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at offset %d", se.Offset)
-	}
-	return "malformed JSON"
 }
 
 func requireID(id, member string) error {
