@@ -128,7 +128,7 @@ func SDKClients(cfg aws.Config, extra ...func(*secretsmanager.Options)) ClientFu
 			region = cfg.Region
 		}
 		if region == "" {
-			return nil, errors.New("no AWS region: give an ARN, set the plan's region, or set AWS_REGION")
+			return nil, ErrNoRegion
 		}
 		opts := append([]func(*secretsmanager.Options){func(o *secretsmanager.Options) {
 			o.Region = region
@@ -138,6 +138,11 @@ func SDKClients(cfg aws.Config, extra ...func(*secretsmanager.Options)) ClientFu
 		return secretsmanager.NewFromConfig(cfg, opts...), nil
 	}
 }
+
+// ErrNoRegion is returned by the ClientFunc of SDKClients for a secret that
+// is not an ARN when neither the plan nor the SDK's configuration names a
+// region.
+var ErrNoRegion = errors.New("no AWS region: give an ARN, set the plan's region, or set AWS_REGION")
 
 // SecretError is the failure of one secret. It carries what a termination
 // message needs without parsing text. Err never holds the secret's value.
@@ -256,7 +261,11 @@ func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 				s := p.Secrets[i]
 				c := clients[p.RegionFor(s)]
 				if c.err != nil {
-					failures[i] = &SecretError{ID: s.ID, File: s.File, Code: CodeMissingRegion, Err: c.err}
+					code := CodeUnknown
+					if errors.Is(c.err, ErrNoRegion) {
+						code = CodeMissingRegion
+					}
+					failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Err: fmt.Errorf("making a client: %w", c.err)}
 					continue
 				}
 				results[i], failures[i] = fetchOne(ctx, c.api, s, patterns[i], &o)

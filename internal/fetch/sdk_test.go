@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -355,4 +356,56 @@ func TestSDKWrongSecretKeyIsPermanent(t *testing.T) {
 		t.Fatalf("error = %v, want one permanent failure", err)
 	}
 	t.Logf("a bad signature answers %s", se.Code)
+}
+
+// TestSDKCredentialsThroughPodIdentity runs the SDK's container credential
+// provider, which EKS Pod Identity uses: it reads the token file named by
+// AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE and asks the agent at
+// AWS_CONTAINER_CREDENTIALS_FULL_URI. Here a loopback stand-in for the agent
+// hands out the fake's static keys.
+func TestSDKCredentialsThroughPodIdentity(t *testing.T) {
+	isolateEnv(t)
+	fk := smfake.New()
+	srv := httptest.NewServer(fk)
+	defer srv.Close()
+	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+
+	const podToken = "pod-identity-token-value"
+	var agentCalls atomic.Int32
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		agentCalls.Add(1)
+		if r.Header.Get("Authorization") != podToken {
+			http.Error(w, `{"code":"AccessDeniedException","message":"bad token"}`, http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{
+			"AccessKeyId":     smfake.DefaultAccessKeyID,
+			"SecretAccessKey": smfake.DefaultSecretAccessKey,
+			"Expiration":      time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		})
+	}))
+	defer agent.Close()
+	tokenFile := filepath.Join(t.TempDir(), "eks-pod-identity-token")
+	if err := os.WriteFile(tokenFile, []byte(podToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.URL+"/v1/credentials")
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", tokenFile)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+
+	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), Options{NewBackOff: fastBackOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(res[0].Value, []byte("s3cret")) {
+		t.Errorf("value = %s", digest(res[0].Value))
+	}
+	if n := agentCalls.Load(); n != 1 {
+		t.Errorf("the credentials agent was called %d times, want 1", n)
+	}
+	if reqs := fk.Requests(); len(reqs) != 1 || reqs[0].AccessKeyID != smfake.DefaultAccessKeyID {
+		t.Errorf("requests = %+v, want one signed with the agent's key", reqs)
+	}
 }
