@@ -646,8 +646,8 @@ func sortSecrets(secs []*secret, by, order string) error {
 	case "asc":
 		slices.SortStableFunc(secs, key)
 	case "", "desc":
-		// Newest first by default, as AWS lists them. The stable sort
-		// keeps creation order among equal keys, reversed with them.
+		// Newest first by default. The stable sort keeps creation order
+		// among equal keys, so a reversal lists those newest first too.
 		slices.SortStableFunc(secs, key)
 		slices.Reverse(secs)
 	default:
