@@ -16,7 +16,10 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
+
+	"github.com/secretfetch/secretfetch/internal/mutate"
 )
 
 const reviewPath = "../testdata/admissionreview.json"
@@ -85,6 +88,34 @@ func TestReviewFixture(t *testing.T) {
 		if !env["AWS_ROLE_ARN"] || !env["AWS_WEB_IDENTITY_TOKEN_FILE"] {
 			t.Errorf("container %s lacks the IRSA env", c.Name)
 		}
+	}
+}
+
+// TestReviewFixtureIsInjected runs the fixture through the webhook's handler
+// in process: the load must measure injections, not denials.
+func TestReviewFixtureIsInjected(t *testing.T) {
+	raw, err := os.ReadFile(reviewPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(raw, &review); err != nil {
+		t.Fatal(err)
+	}
+	h, err := mutate.NewHandler(mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := h.Handle(context.Background(), admission.Request{AdmissionRequest: *review.Request})
+	if !resp.Allowed {
+		msg := ""
+		if resp.Result != nil {
+			msg = resp.Result.Message
+		}
+		t.Fatalf("the fixture is denied: %s", msg)
+	}
+	if len(resp.Patches) == 0 {
+		t.Error("the fixture is allowed without a patch; want an injection")
 	}
 }
 
