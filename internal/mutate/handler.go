@@ -83,18 +83,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if len(errs) > 0 {
 		return h.deny(log, pod, errs)
 	}
+	prepends := len(pod.Spec.InitContainers) > 0 && !slices.ContainsFunc(pod.Spec.InitContainers,
+		func(c corev1.Container) bool { return c.Name == InitContainerName })
 	if err := Apply(pod, inj, h.cfg); err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("mutating the pod: %w", err))
 	}
-	marshaled, err := json.Marshal(pod)
+	resp, err := h.patch(req.Object.Raw, pod, prepends)
 	if err != nil {
-		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("encoding the mutated pod: %w", err))
-	}
-	resp := admission.PatchResponseFromRaw(req.Object.Raw, marshaled)
-	if !resp.Allowed {
-		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("computing the patch: %s", resp.Result.Message))
-	}
-	if resp, err = h.dropRoundTripRemovals(req.Object.Raw, resp); err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, err)
 	}
 
@@ -144,6 +139,73 @@ func (h *Handler) fail(log logr.Logger, code int32, reason string, err error) ad
 	h.metrics.count(ResultError, reason)
 	log.Error(err, "admission decision", "decision", ResultError, "reason", reason)
 	return admission.Errored(code, err)
+}
+
+// patch computes the JSON patch from the original object to the mutated pod.
+//
+// The patch library compares arrays position by position, so putting the
+// init container in front of existing ones would come out as a rewrite of
+// every init container, "remove" operations included. When the webhook
+// prepends, the patch therefore starts with one "add" at index 0, and the
+// rest is computed from the original with that container already in front.
+func (h *Handler) patch(raw []byte, pod *corev1.Pod, prepends bool) (admission.Response, error) {
+	marshaled, err := json.Marshal(pod)
+	if err != nil {
+		return admission.Response{}, fmt.Errorf("encoding the mutated pod: %w", err)
+	}
+	var first []jsonpatch.Operation
+	if prepends {
+		init, err := json.Marshal(pod.Spec.InitContainers[0])
+		if err != nil {
+			return admission.Response{}, fmt.Errorf("encoding the init container: %w", err)
+		}
+		if raw, err = prependInitContainer(raw, init); err != nil {
+			return admission.Response{}, err
+		}
+		first = append(first, jsonpatch.NewOperation("add", "/spec/initContainers/0", json.RawMessage(init)))
+	}
+	resp := admission.PatchResponseFromRaw(raw, marshaled)
+	if !resp.Allowed {
+		return admission.Response{}, fmt.Errorf("computing the patch: %s", resp.Result.Message)
+	}
+	if resp, err = h.dropRoundTripRemovals(raw, resp); err != nil {
+		return admission.Response{}, err
+	}
+	if len(first) > 0 {
+		resp.Patches = append(first, resp.Patches...)
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.PatchType = &pt
+	}
+	return resp, nil
+}
+
+// prependInitContainer inserts an encoded container at the front of
+// spec.initContainers of an encoded pod. It works on raw JSON so that fields
+// this webhook does not know survive untouched.
+func prependInitContainer(raw, container []byte) ([]byte, error) {
+	var obj, spec map[string]json.RawMessage
+	var inits []json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, fmt.Errorf("reading the pod: %w", err)
+	}
+	if err := json.Unmarshal(obj["spec"], &spec); err != nil {
+		return nil, fmt.Errorf("reading the pod spec: %w", err)
+	}
+	if err := json.Unmarshal(spec["initContainers"], &inits); err != nil {
+		return nil, fmt.Errorf("reading the init containers: %w", err)
+	}
+	inits = append([]json.RawMessage{container}, inits...)
+	var err error
+	if spec["initContainers"], err = json.Marshal(inits); err != nil {
+		return nil, fmt.Errorf("encoding the init containers: %w", err)
+	}
+	if obj["spec"], err = json.Marshal(spec); err != nil {
+		return nil, fmt.Errorf("encoding the pod spec: %w", err)
+	}
+	if raw, err = json.Marshal(obj); err != nil {
+		return nil, fmt.Errorf("encoding the pod: %w", err)
+	}
+	return raw, nil
 }
 
 // dropRoundTripRemovals drops "remove" operations that come only from
