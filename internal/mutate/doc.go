@@ -37,9 +37,9 @@
 // webhook denies such a pod and asks for mode 0440 with fsGroup (or 0444), or
 // a non-root UID. It never makes the init container root.
 //
-// The GID is the readers' common runAsGroup. When no reader sets one it
-// falls back to the UID: a 0400 file needs no group, and a 0440 file is then
-// read by its owner. When the readers' groups differ, the pod is denied only
+// The GID is the readers' common runAsGroup. When no reader sets one it is
+// spec.securityContext.fsGroup, else the UID: a 0400 file needs no group, and
+// a 0440 file is then read by its owner. When the readers' groups differ, the pod is denied only
 // if some file is 0440 without fsGroup (the group is how it is read);
 // otherwise the GID is fsGroup, else the UID.
 //

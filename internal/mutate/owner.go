@@ -108,9 +108,13 @@ func resolveOwner(pod *corev1.Pod, names []string, secrets []plan.Secret) (uid, 
 	case len(gids) == 1:
 		gid = gids[0]
 	case len(gids) == 0:
-		// No reader names a group. A 0400 file needs none; a 0440 file
-		// with the same UID as the readers is read as its owner anyway.
+		// No reader names a group. fsGroup is the group every container
+		// shares; without it, a 0400 file needs no group, and a 0440 file
+		// is read by its owner.
 		gid = uid
+		if hasFSGroup {
+			gid = *podSC.FSGroup
+		}
 	case ownerOrGroup0440:
 		return 0, 0, field.ErrorList{field.Invalid(field.NewPath("spec", "securityContext", "runAsGroup"), omit, fmt.Sprintf(
 			"the containers that read the secrets run with different groups (%s), and a 0440 file has one group; "+
