@@ -246,8 +246,8 @@ func TestParse(t *testing.T) {
 					HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
 				p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: InitContainerName})
 			},
-			want: []wantErr{invalidSpec("spec.volumes[0].name"), invalidSpec("spec.containers[2].name")},// The extra container is a reader too, and runs as 1000 like the others.
-
+			// The extra container is a reader too, and runs as 1000 like the others.
+			want: []wantErr{invalidSpec("spec.volumes[0].name"), invalidSpec("spec.containers[2].name")},
 		},
 		{
 			name: "Windows pods",
