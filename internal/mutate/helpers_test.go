@@ -38,19 +38,22 @@ func TestMain(m *testing.M) {
 // has its own config.json.
 var testConfig = Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"}
 
+// readPod reads a pod from YAML, and returns it with the JSON the API server
+// would send for it: the encoding of the typed pod, which always carries
+// "status": {}, "resources": {} and so on.
 func readPod(t testing.TB, file string) (*corev1.Pod, []byte) {
 	t.Helper()
 	y, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := yaml.YAMLToJSON(y)
-	if err != nil {
-		t.Fatalf("converting %s to JSON: %v", file, err)
-	}
 	pod := &corev1.Pod{}
 	if err := yaml.UnmarshalStrict(y, pod); err != nil {
 		t.Fatalf("reading %s: %v", file, err)
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatalf("encoding %s: %v", file, err)
 	}
 	return pod, raw
 }
