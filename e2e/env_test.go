@@ -155,7 +155,7 @@ configMapGenerator:
   - DEFAULT_REGION=%s
   - SECRETSMANAGER_ENDPOINT=%s
   - STS_ENDPOINT=%s
-`, filepath.Join(manifests, "overlays/local"), webhookNS, e2eRegion, endpoint, endpoint)
+`, filepath.Join(e.tmp, overlayPath()), webhookNS, e2eRegion, endpoint, endpoint)
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		return err
 	}
@@ -184,6 +184,15 @@ func (e *environment) waitWebhookServing(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// overlayPath is the webhook's overlay: manifests/overlays/local, or
+// E2E_OVERLAY (manifests/overlays/kind for make kind-e2e).
+func overlayPath() string {
+	if o := os.Getenv("E2E_OVERLAY"); o != "" {
+		return o
+	}
+	return "manifests/overlays/local"
 }
 
 // kubectl runs kubectl with the test's KUBECONFIG and returns its stdout. An
