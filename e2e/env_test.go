@@ -265,7 +265,7 @@ func (e *environment) fakeDo(ctx context.Context, method, path string, in, out a
 }
 
 // requireNoErr fails the test at once; e2e steps depend on each other.
-func requireNoErr(t *testing.T, err error, doing string) {
+func requireNoErr(t testing.TB, err error, doing string) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", doing, err)

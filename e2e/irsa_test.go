@@ -31,7 +31,7 @@ var irsaOnce struct {
 // deployIRSAWebhook installs the test double of the EKS pod identity webhook
 // (e2e/irsawebhook) once per suite. Its configuration's name sorts after
 // "secretfetch", so the API server calls it second.
-func deployIRSAWebhook(t *testing.T) {
+func deployIRSAWebhook(t testing.TB) {
 	t.Helper()
 	irsaOnce.Do(func() { irsaOnce.err = applyIRSAWebhook(context.Background()) })
 	requireNoErr(t, irsaOnce.err, "deploying the test IRSA webhook")
@@ -125,7 +125,7 @@ spec:
 	return err
 }
 
-func mustJSON(t *testing.T, v any) string {
+func mustJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	requireNoErr(t, err, "encoding JSON")

@@ -137,7 +137,7 @@ func TestRotation(t *testing.T) {
 	assertValue(t, ns, "previous", "token", oldValue)
 }
 
-func assertValue(t *testing.T, ns, app, file, want string) {
+func assertValue(t testing.TB, ns, app, file, want string) {
 	t.Helper()
 	pods := runningPods(t, ns, app)
 	if len(pods) == 0 {

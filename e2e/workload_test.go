@@ -35,7 +35,7 @@ const (
 
 // canary returns a unique, recognisable value that the suite later searches
 // for everywhere a secret must not be.
-func canary(t *testing.T, what string) string {
+func canary(t testing.TB, what string) string {
 	t.Helper()
 	b := make([]byte, 8)
 	if _, err := rand.Read(b); err != nil {
@@ -47,7 +47,7 @@ func canary(t *testing.T, what string) string {
 // newNamespace makes a namespace that enforces the restricted Pod Security
 // Standard, so every injected init container is checked against it, and
 // deletes it when the test ends.
-func newNamespace(t *testing.T, prefix string) string {
+func newNamespace(t testing.TB, prefix string) string {
 	t.Helper()
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -165,7 +165,7 @@ func deployment(name string, replicas int32, ann map[string]string, spec corev1.
 }
 
 // rollOut creates d and waits until its rollout completes.
-func rollOut(t *testing.T, ns string, d *appsv1.Deployment) {
+func rollOut(t testing.TB, ns string, d *appsv1.Deployment) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := env.cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
@@ -175,7 +175,7 @@ func rollOut(t *testing.T, ns string, d *appsv1.Deployment) {
 }
 
 // runningPods lists the Running pods of a Deployment's selector.
-func runningPods(t *testing.T, ns, app string) []corev1.Pod {
+func runningPods(t testing.TB, ns, app string) []corev1.Pod {
 	t.Helper()
 	list, err := env.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{
 		LabelSelector: labels.SelectorFromSet(map[string]string{"app": app}).String(),
@@ -210,7 +210,7 @@ type listedFile struct {
 
 // readSecrets asks the app container what it sees, through exec, so values
 // travel only over the exec stream and never through a log.
-func readSecrets(t *testing.T, ns, pod string) listing {
+func readSecrets(t testing.TB, ns, pod string) listing {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -232,13 +232,13 @@ func (l listing) file(name string) (listedFile, bool) {
 }
 
 // putSecret creates or updates a secret in the fake through its admin API.
-func putSecret(t *testing.T, name, value string) {
+func putSecret(t testing.TB, name, value string) {
 	t.Helper()
 	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", map[string]any{"name": name, "string": value}),
 		"seeding secret "+name)
 }
 
-func putBinarySecret(t *testing.T, name string, value []byte) {
+func putBinarySecret(t testing.TB, name string, value []byte) {
 	t.Helper()
 	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", map[string]any{"name": name, "binary": value}),
 		"seeding secret "+name)
@@ -252,7 +252,7 @@ type fault struct {
 	Count     int    `json:"count,omitempty"`
 }
 
-func injectFault(t *testing.T, f fault) {
+func injectFault(t testing.TB, f fault) {
 	t.Helper()
 	requireNoErr(t, env.fakePost(context.Background(), "/_fake/faults", f), "injecting a fault")
 }
@@ -266,7 +266,7 @@ type fakeRequest struct {
 	Status      int    `json:"status"`
 }
 
-func fakeRequests(t *testing.T) []fakeRequest {
+func fakeRequests(t testing.TB) []fakeRequest {
 	t.Helper()
 	var reqs []fakeRequest
 	requireNoErr(t, env.fakeGet(context.Background(), "/_fake/requests", &reqs), "reading the fake's request log")
@@ -279,7 +279,7 @@ type assumedRole struct {
 	AccessKeyID string `json:"accessKeyId"`
 }
 
-func assumedRoles(t *testing.T) []assumedRole {
+func assumedRoles(t testing.TB) []assumedRole {
 	t.Helper()
 	var roles []assumedRole
 	requireNoErr(t, env.fakeGet(context.Background(), "/_fake/roles", &roles), "reading the fake's assumed roles")
@@ -288,7 +288,7 @@ func assumedRoles(t *testing.T) []assumedRole {
 
 // etcdDump returns every key and value in etcd, through etcdctl
 // (E2E_ETCDCTL: the command and its connection flags).
-func etcdDump(t *testing.T) []byte {
+func etcdDump(t testing.TB) []byte {
 	t.Helper()
 	cmdline := strings.Fields(os.Getenv("E2E_ETCDCTL"))
 	if len(cmdline) == 0 {
@@ -302,7 +302,7 @@ func etcdDump(t *testing.T) []byte {
 
 // waitInitFailed waits until the pod's secretfetch-init container has
 // terminated with an error at least once, and returns that termination.
-func waitInitFailed(t *testing.T, ns, pod string) *corev1.ContainerStateTerminated {
+func waitInitFailed(t testing.TB, ns, pod string) *corev1.ContainerStateTerminated {
 	t.Helper()
 	ctx := context.Background()
 	var term *corev1.ContainerStateTerminated
