@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -82,6 +83,12 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 	sort.Strings(keys)
 	for _, k := range keys {
 		v := pod.Annotations[k]
+		// The API server only passes valid UTF-8, but the plan is JSON, and
+		// JSON would silently replace a bad byte: refuse it here instead.
+		if !utf8.ValidString(v) {
+			errs = append(errs, field.Invalid(annotationPath(k), omit, "the value is not valid UTF-8"))
+			continue
+		}
 		switch k {
 		case AnnotationInject:
 			// Requested has read it.
