@@ -1,0 +1,224 @@
+// Package webhook runs the secretfetch admission webhook process: the TLS
+// webhook server of controller-runtime serving mutate.Handler, a health
+// server, and a metrics server. It uses no manager and no Kubernetes client:
+// the webhook makes no API calls.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/secretfetch/secretfetch/internal/mutate"
+)
+
+// Config is the webhook process's configuration; BindFlags fills it from
+// the command line.
+type Config struct {
+	// CertDir holds tls.crt and tls.key. controller-runtime's certwatcher
+	// reloads them when they change, so a renewed certificate needs no
+	// restart.
+	CertDir string
+	// Host is the address the webhook server listens on ("" for all).
+	Host string
+	// Port is the webhook server's port.
+	Port int
+	// MetricsBindAddress and HealthProbeBindAddress are host:port; "0"
+	// disables the server.
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	// ShutdownDelay is how long the webhook keeps serving after SIGTERM,
+	// with readiness already failing, before it stops accepting
+	// connections. The API server reaches the webhook through a Service, and
+	// the endpoints take a moment to drop a terminating pod; a connection
+	// refused in that moment would fail a pod creation (failurePolicy: Fail).
+	ShutdownDelay time.Duration
+	// Mutate holds the settings of the init container.
+	Mutate mutate.Config
+}
+
+// BindFlags registers the webhook's flags on fs, with their defaults.
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.CertDir, "cert-dir", "",
+		"directory with tls.crt and tls.key, reloaded when they change (default <TMPDIR>/k8s-webhook-server/serving-certs)")
+	fs.IntVar(&c.Port, "port", crwebhook.DefaultPort, "port of the webhook server (HTTPS)")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus metrics server; "0" disables it`)
+	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", `address of the /healthz and /readyz server; "0" disables it`)
+	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", 5*time.Second,
+		"how long to keep serving after SIGTERM, with readiness failing, so that the Service stops sending requests first")
+	fs.StringVar(&c.Mutate.InitImage, "init-image", "", "image of the init-fetch init container (required)")
+	fs.StringVar(&c.Mutate.DefaultRegion, "default-region", "",
+		"AWS region for secrets given by name when a pod sets no secretfetch.io/region")
+	fs.StringVar(&c.Mutate.SecretsManagerEndpoint, "secretsmanager-endpoint", "",
+		"Secrets Manager endpoint URL for the init container (AWS_ENDPOINT_URL_SECRETS_MANAGER); empty for the SDK's default")
+	fs.StringVar(&c.Mutate.STSEndpoint, "sts-endpoint", "",
+		"STS endpoint URL for the init container (AWS_ENDPOINT_URL_STS); empty for the SDK's default")
+	fs.Func("volume-size-limit", "sizeLimit of the secrets emptyDir, a quantity such as 4Mi (default: 2 x 64KiB per secret, at least 1Mi)",
+		func(s string) error {
+			if s == "" {
+				c.Mutate.VolumeSizeLimit = nil
+				return nil
+			}
+			q, err := resource.ParseQuantity(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a quantity such as 4Mi: %w", s, err)
+			}
+			c.Mutate.VolumeSizeLimit = &q
+			return nil
+		})
+}
+
+// disabled is the bind address that turns a server off.
+const disabled = "0"
+
+// Run serves until ctx is cancelled, then shuts down gracefully: readiness
+// fails at once, the webhook keeps serving for ShutdownDelay, then it stops
+// accepting connections and finishes every request in flight. It returns
+// nil after a clean shutdown, and an error if a server cannot start or
+// fails. The logger comes from ctx (logf.IntoContext).
+func Run(ctx context.Context, cfg Config) error {
+	log := logf.FromContext(ctx).WithName("webhook")
+
+	m, err := mutate.NewMetrics(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	h, err := mutate.NewHandler(cfg.Mutate, m)
+	if err != nil {
+		return err
+	}
+	srv := crwebhook.NewServer(crwebhook.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir})
+	srv.Register(mutate.Path, &crwebhook.Admission{
+		Handler: h,
+		// The handler logs each decision with the request's identity.
+		LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
+	})
+
+	var healthLn net.Listener
+	if cfg.HealthProbeBindAddress != disabled {
+		if healthLn, err = net.Listen("tcp", cfg.HealthProbeBindAddress); err != nil {
+			return fmt.Errorf("listening for health probes: %w", err)
+		}
+	}
+	// It serves controller-runtime's metrics.Registry, and so its webhook
+	// request and latency metrics next to secretfetch's. No rest.Config:
+	// it needs one only for authentication filters, which are not used.
+	metricsSrv, err := metricsserver.NewServer(metricsserver.Options{BindAddress: cfg.MetricsBindAddress}, nil, nil)
+	if err != nil {
+		if healthLn != nil {
+			_ = healthLn.Close()
+		}
+		return fmt.Errorf("creating the metrics server: %w", err)
+	}
+
+	// runCtx ends on shutdown or on the first server failure. The servers
+	// run on contexts of their own, so that shutdown happens in order:
+	// readiness, then the webhook server, then the rest.
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAux()
+	var draining atomic.Bool
+
+	var g errgroup.Group
+	g.Go(func() error {
+		// Start returns once every request in flight has been answered.
+		err := srv.Start(logf.IntoContext(serveCtx, log))
+		stopAux()
+		if err != nil {
+			err = fmt.Errorf("serving webhooks on port %d: %w", cfg.Port, err)
+			fail(err)
+		}
+		return err
+	})
+	if healthLn != nil {
+		g.Go(func() error {
+			err := serveHealth(auxCtx, healthLn, srv.StartedChecker(), &draining)
+			if err != nil {
+				err = fmt.Errorf("serving health probes: %w", err)
+				fail(err)
+			}
+			return err
+		})
+	}
+	if metricsSrv != nil {
+		g.Go(func() error {
+			err := metricsSrv.Start(logf.IntoContext(auxCtx, log))
+			if err != nil {
+				err = fmt.Errorf("serving metrics: %w", err)
+				fail(err)
+			}
+			return err
+		})
+	}
+	g.Go(func() error {
+		<-runCtx.Done()
+		draining.Store(true)
+		if ctx.Err() != nil && cfg.ShutdownDelay > 0 {
+			log.Info("shutting down: not ready any more; still serving while the Service drops this pod", "delay", cfg.ShutdownDelay)
+			t := time.NewTimer(cfg.ShutdownDelay)
+			select {
+			case <-t.C:
+			case <-serveCtx.Done():
+			}
+			t.Stop()
+		}
+		log.Info("stopping the webhook server; requests in flight are finished")
+		stopServing()
+		return nil
+	})
+
+	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "initImage", cfg.Mutate.InitImage,
+		"defaultRegion", cfg.Mutate.DefaultRegion, "secretsManagerEndpoint", cfg.Mutate.SecretsManagerEndpoint,
+		"stsEndpoint", cfg.Mutate.STSEndpoint, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
+	err = g.Wait()
+	if err == nil {
+		log.Info("shut down")
+	}
+	return err
+}
+
+// serveHealth serves /healthz (the process is up) and /readyz (the webhook
+// server accepts TLS connections and is not shutting down) until ctx ends.
+func serveHealth(ctx context.Context, ln net.Listener, started healthz.Checker, draining *atomic.Bool) error {
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", healthz.CheckHandler{Checker: healthz.Ping})
+	mux.Handle("/readyz", healthz.CheckHandler{Checker: func(r *http.Request) error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		return started(r)
+	}})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	err := hs.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-done
+		return nil
+	}
+	return err
+}
