@@ -1,0 +1,103 @@
+package mutate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// benchPod is a realistic pod as the API server sends it: three containers,
+// ten secrets, IRSA settings from the EKS webhook, the service account token
+// mount, and the API server's defaults.
+func benchPod() *corev1.Pod {
+	ann := map[string]string{AnnotationInject: "true", AnnotationRegion: "eu-west-1"}
+	for i := range 10 {
+		name := fmt.Sprintf("secret-%d", i)
+		ann[SecretPrefix+name] = fmt.Sprintf("prod/service/%s", name)
+		if i%3 == 0 {
+			ann[KeyPrefix+name] = "password"
+		}
+	}
+	irsaEnv := []corev1.EnvVar{
+		{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"},
+		{Name: "AWS_DEFAULT_REGION", Value: "eu-west-1"},
+		{Name: "AWS_REGION", Value: "eu-west-1"},
+		{Name: "AWS_ROLE_ARN", Value: "arn:aws:iam::111122223333:role/orders"},
+		{Name: "AWS_WEB_IDENTITY_TOKEN_FILE", Value: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"},
+	}
+	container := func(name string) corev1.Container {
+		return corev1.Container{
+			Name: name, Image: "registry.example/" + name + ":1.0",
+			Env:   append([]corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}}, irsaEnv...),
+			Ports: []corev1.ContainerPort{{ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "kube-api-access-x7k2p", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
+				{Name: "aws-iam-token", MountPath: "/var/run/secrets/eks.amazonaws.com/serviceaccount", ReadOnly: true},
+			},
+			TerminationMessagePath: "/dev/termination-log", TerminationMessagePolicy: corev1.TerminationMessageReadFile,
+			ImagePullPolicy: corev1.PullIfNotPresent,
+			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false)},
+		}
+	}
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "orders-7d9f8c6b5-", Namespace: "shop", Annotations: ann,
+			Labels: map[string]string{"app": "orders", "pod-template-hash": "7d9f8c6b5"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "orders-7d9f8c6b5",
+				UID: "3f2c1d7e-0b4a-4e8f-9c6d-5a1b2c3d4e5f", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "orders", RestartPolicy: corev1.RestartPolicyAlways, DNSPolicy: corev1.DNSClusterFirst,
+			SchedulerName: "default-scheduler", TerminationGracePeriodSeconds: ptr.To[int64](30),
+			SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](1000)},
+			Containers:      []corev1.Container{container("orders"), container("worker"), container("exporter")},
+			Volumes: []corev1.Volume{
+				{Name: "aws-iam-token", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+					Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+						Audience: "sts.amazonaws.com", ExpirationSeconds: ptr.To[int64](86400), Path: "token"}}}}}},
+				{Name: "kube-api-access-x7k2p", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+					Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+						ExpirationSeconds: ptr.To[int64](3607), Path: "token"}}}}}},
+			},
+		},
+	}
+}
+
+// BenchmarkHandler is the whole webhook for one pod: AdmissionReview bytes
+// in, through controller-runtime's HTTP handler (decode, handle, patch,
+// encode), response bytes out. No TLS or network.
+//
+//	go test -run '^$' -bench BenchmarkHandler -benchmem ./internal/mutate/
+func BenchmarkHandler(b *testing.B) {
+	raw, err := json.Marshal(benchPod())
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := review(b, raw, admissionv1.Create, "shop", false)
+	wh := newWebhook(b, testConfig, nil)
+
+	// Check once that the benchmark measures an injection.
+	resp := serve(b, wh, body)
+	if !resp.Allowed || len(resp.Patch) == 0 {
+		b.Fatalf("allowed=%v patch=%d bytes; want an injection", resp.Allowed, len(resp.Patch))
+	}
+
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		wh.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("HTTP %d", rec.Code)
+		}
+	}
+}
