@@ -146,6 +146,7 @@ func (e *environment) deployWebhook(ctx context.Context) error {
 	kustomization := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
+# Relative: kustomize refuses an absolute path to a base.
 - %s
 configMapGenerator:
 - name: secretfetch-webhook-config
@@ -155,7 +156,7 @@ configMapGenerator:
   - DEFAULT_REGION=%s
   - SECRETSMANAGER_ENDPOINT=%s
   - STS_ENDPOINT=%s
-`, filepath.Join(e.tmp, overlayPath()), webhookNS, e2eRegion, endpoint, endpoint)
+`, filepath.Join("..", overlayPath()), webhookNS, e2eRegion, endpoint, endpoint)
 	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ func specs() []spec {
 		{"fake-secretsmanager", "./cmd/fake-secretsmanager"},
 		{"demo-app", "./cmd/demo-app"},
 		{"pause", "./hack/images/pause"},
+		// The e2e suite's stand-in for the EKS pod identity webhook.
+		{"e2e-irsa-webhook", "./e2e/irsawebhook"},
 	}
 }
 

@@ -4,7 +4,8 @@
 //
 //	go run ./hack/images --out DIR [--tag dev] [--arch amd64] [NAME...]
 //
-// NAME is webhook, init-fetch, fake-secretsmanager, demo-app or pause (all
+// NAME is webhook, init-fetch, fake-secretsmanager, demo-app, pause or
+// e2e-irsa-webhook (the e2e suite's stand-in for the EKS webhook; all
 // by default). Each image is secretfetch.local/NAME:TAG (pause is always
 // secretfetch.local/pause:3.10), written to DIR/NAME.tar; DIR/images.json
 // maps each name to its reference and digests. The images are reproducible:
