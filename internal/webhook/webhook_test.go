@@ -1,0 +1,407 @@
+package webhook
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/secretfetch/secretfetch/internal/mutate"
+)
+
+func TestMain(m *testing.M) {
+	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	os.Exit(m.Run())
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 as tls.crt and
+// tls.key in dir, and returns a pool that trusts it.
+func writeCert(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "secretfetch-webhook test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// server is one Run of the webhook on loopback.
+type server struct {
+	cfg    Config
+	pool   *x509.CertPool
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returns
+	err    error         // what Run returned, once done is closed
+}
+
+// wait returns what Run returned, failing the test if it does not return
+// within 30s.
+func (s *server) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-s.done:
+		return s.err
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return 30s after cancel")
+		return nil
+	}
+}
+
+func (s *server) webhookURL() string { return fmt.Sprintf("https://127.0.0.1:%d%s", s.cfg.Port, mutate.Path) }
+func (s *server) healthURL(p string) string {
+	return "http://" + s.cfg.HealthProbeBindAddress + p
+}
+
+func testConfig(t *testing.T) (Config, *x509.CertPool) {
+	dir := t.TempDir()
+	pool := writeCert(t, dir)
+	return Config{
+		CertDir: dir, Host: "127.0.0.1", Port: freePort(t),
+		HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		Mutate:                 mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"},
+	}, pool
+}
+
+func start(t *testing.T, cfg Config, pool *x509.CertPool) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{cfg: cfg, pool: pool, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.err = Run(ctx, cfg)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	s.waitReady(t)
+	return s
+}
+
+// waitReady polls /readyz until it answers 200, or Run fails.
+func (s *server) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			t.Fatalf("Run returned before it was ready: %v", s.err)
+		default:
+		}
+		if code, _ := get(s.healthURL("/readyz")); code == http.StatusOK {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("never ready")
+}
+
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (s *server) client() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// review is an AdmissionReview for an opted-in pod with one secret.
+func review(t *testing.T) []byte {
+	t.Helper()
+	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"shop",
+		"annotations":{"secretfetch.io/inject":"true","secretfetch.io/secret-db":"prod/db"}},
+		"spec":{"securityContext":{"runAsUser":1000},"containers":[{"name":"app","image":"app","resources":{}}]},"status":{}}`
+	ar := map[string]any{
+		"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+		"request": map[string]any{
+			"uid": "5b0c7d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e", "kind": map[string]string{"version": "v1", "kind": "Pod"},
+			"resource": map[string]string{"version": "v1", "resource": "pods"}, "namespace": "shop",
+			"operation": "CREATE", "userInfo": map[string]any{}, "object": json.RawMessage(pod),
+		},
+	}
+	b, err := json.Marshal(ar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkInjected asserts that an HTTP response carries an AdmissionReview
+// that allows the pod with a JSON patch adding the init container.
+func checkInjected(t *testing.T, status int, body []byte) {
+	t.Helper()
+	if status != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", status, body)
+	}
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &out); err != nil || out.Response == nil {
+		t.Fatalf("not an AdmissionReview response (%v): %s", err, body)
+	}
+	r := out.Response
+	if !r.Allowed || r.UID != "5b0c7d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e" || r.PatchType == nil ||
+		!bytes.Contains(r.Patch, []byte(`"name":"secretfetch-init"`)) {
+		t.Fatalf("response = allowed %v, uid %q, patch %s; want the pod allowed with the init container added", r.Allowed, r.UID, r.Patch)
+	}
+}
+
+func (s *server) post(t *testing.T) (int, []byte) {
+	t.Helper()
+	resp, err := s.client().Post(s.webhookURL(), "application/json", bytes.NewReader(review(t)))
+	if err != nil {
+		t.Fatalf("POST %s: %v", s.webhookURL(), err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// TestRun starts the webhook, checks its endpoints, and shuts it down.
+func TestRun(t *testing.T) {
+	cfg, pool := testConfig(t)
+	s := start(t, cfg, pool)
+
+	if code, body := get(s.healthURL("/healthz")); code != http.StatusOK {
+		t.Errorf("/healthz = %d %s", code, body)
+	}
+	code, body := s.post(t)
+	checkInjected(t, code, body)
+
+	code, metricsText := get("http://" + cfg.MetricsBindAddress + "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		`secretfetch_webhook_pods_total{reason="new",result="injected"}`,
+		`secretfetch_webhook_pods_total{reason="annotations",result="denied"} 0`,
+		`controller_runtime_webhook_requests_total{code="200",webhook="/mutate-v1-pod"}`,
+		`controller_runtime_webhook_latency_seconds_bucket{webhook="/mutate-v1-pod"`,
+	} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	s.cancel()
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	if _, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.Port)); err == nil {
+		t.Error("the webhook port still accepts connections after Run returned")
+	}
+}
+
+// TestRunShutdownDelay: after cancel, readiness fails at once while the
+// webhook still answers, for ShutdownDelay.
+func TestRunShutdownDelay(t *testing.T) {
+	cfg, pool := testConfig(t)
+	cfg.ShutdownDelay = 3 * time.Second
+	s := start(t, cfg, pool)
+	s.cancel()
+	if code, _ := get(s.healthURL("/readyz")); code != http.StatusInternalServerError {
+		t.Errorf("/readyz during shutdown = %d, want 500", code)
+	}
+	code, body := s.post(t)
+	checkInjected(t, code, body)
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestRunFinishesRequestsInFlight: a request whose body is still arriving
+// when shutdown starts is answered in full.
+func TestRunFinishesRequestsInFlight(t *testing.T) {
+	cfg, pool := testConfig(t)
+	s := start(t, cfg, pool)
+
+	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.Port), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := review(t)
+	half := len(body) / 2
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", mutate.Path, len(body))
+	if _, err := conn.Write(body[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// Let the server read the headers, so that the request is in flight.
+	time.Sleep(100 * time.Millisecond)
+
+	s.cancel()
+	// Wait until the webhook no longer accepts connections: shutdown is
+	// under way, and only then send the rest of the body.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.Port))
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener stayed open after cancel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-s.done:
+		t.Fatalf("Run returned (%v) with a request in flight", s.err)
+	default:
+	}
+	if _, err := conn.Write(body[half:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the response of the request in flight: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInjected(t, resp.StatusCode, b)
+	if err := s.wait(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestRunFailsToStart(t *testing.T) {
+	t.Run("no certificate", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.CertDir = t.TempDir()
+		cfg.ShutdownDelay = time.Hour // a failure must not wait for it
+		err := Run(context.Background(), cfg)
+		if err == nil || !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Run = %v, want an error about the missing certificate", err)
+		}
+	})
+	t.Run("no init image", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.Mutate.InitImage = ""
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--init-image") {
+			t.Fatalf("Run = %v, want an error naming --init-image", err)
+		}
+	})
+	t.Run("health port taken", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		l, err := net.Listen("tcp", cfg.HealthProbeBindAddress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := Run(context.Background(), cfg); err == nil {
+			t.Fatal("Run succeeded with its health port taken")
+		}
+	})
+}
+
+func TestBindFlags(t *testing.T) {
+	fs := flagSet()
+	var cfg Config
+	cfg.BindFlags(fs)
+	err := fs.Parse([]string{"--cert-dir=/certs", "--port=10443", "--init-image=img", "--default-region=eu-west-1",
+		"--secretsmanager-endpoint=https://sm.example", "--sts-endpoint=https://sts.example", "--volume-size-limit=4Mi",
+		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CertDir != "/certs" || cfg.Port != 10443 || cfg.Mutate.InitImage != "img" || cfg.Mutate.DefaultRegion != "eu-west-1" ||
+		cfg.Mutate.SecretsManagerEndpoint != "https://sm.example" || cfg.Mutate.STSEndpoint != "https://sts.example" ||
+		cfg.Mutate.VolumeSizeLimit == nil || cfg.Mutate.VolumeSizeLimit.String() != "4Mi" ||
+		cfg.MetricsBindAddress != "0" || cfg.HealthProbeBindAddress != ":9000" || cfg.ShutdownDelay != 2*time.Second {
+		t.Errorf("config = %+v", cfg)
+	}
+
+	// Empty values, as the manifests pass for unset settings, mean unset.
+	fs = flagSet()
+	cfg = Config{}
+	cfg.BindFlags(fs)
+	if err := fs.Parse([]string{"--volume-size-limit=", "--default-region=", "--sts-endpoint="}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mutate.VolumeSizeLimit != nil || cfg.Port != 9443 || cfg.MetricsBindAddress != ":8080" || cfg.HealthProbeBindAddress != ":8081" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+
+	fs = flagSet()
+	cfg.BindFlags(fs)
+	if err := fs.Parse([]string{"--volume-size-limit=lots"}); err == nil {
+		t.Error("--volume-size-limit=lots was accepted")
+	}
+}
+
+func flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
