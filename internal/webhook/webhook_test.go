@@ -107,7 +107,9 @@ func (s *server) wait(t *testing.T) error {
 	}
 }
 
-func (s *server) webhookURL() string { return fmt.Sprintf("https://127.0.0.1:%d%s", s.cfg.Port, mutate.Path) }
+func (s *server) webhookURL() string {
+	return fmt.Sprintf("https://127.0.0.1:%d%s", s.cfg.Port, mutate.Path)
+}
 func (s *server) healthURL(p string) string {
 	return "http://" + s.cfg.HealthProbeBindAddress + p
 }
