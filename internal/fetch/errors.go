@@ -7,6 +7,7 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/smithy-go"
 )
 
@@ -25,6 +26,9 @@ type httpStatus interface{ HTTPStatusCode() int }
 // AccessDeniedException and ThrottlingException are not modelled error types
 // in the Secrets Manager SDK, so the code is the only thing to go by.
 func Retryable(err error) bool {
+	if fromNodeCredentials(err) {
+		return false
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code := apiErr.ErrorCode()
@@ -63,6 +67,9 @@ func Retryable(err error) bool {
 // Code returns the AWS error code of err, or one of this package's Code
 // constants when the service did not answer with one.
 func Code(err error) string {
+	if fromNodeCredentials(err) {
+		return CodeNoCredentials
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode() != "" {
 		return apiErr.ErrorCode()
@@ -82,6 +89,25 @@ func Code(err error) string {
 		return CodeConnection
 	}
 	return CodeUnknown
+}
+
+// fromNodeCredentials reports whether err came from the SDK asking the EC2
+// instance metadata service for credentials. The default chain gets there
+// only when the pod carries neither IRSA nor EKS Pod Identity settings, and
+// the webhook switches that fallback off (AWS_EC2_METADATA_DISABLED), because
+// the node's role is not the pod's identity. Retrying cannot make a pod grow
+// credentials, so this is permanent, with a code that says what is missing.
+//
+// The SDK reports it as an operation error of the ec2imds service, nested
+// inside the Secrets Manager operation error, so the chain is walked rather
+// than asked once with errors.As, which would stop at the outer one.
+func fromNodeCredentials(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if op, ok := e.(*smithy.OperationError); ok && op.ServiceID == imds.ServiceID {
+			return true
+		}
+	}
+	return false
 }
 
 // isPermanentCode lists the Secrets Manager errors that no retry can fix.

@@ -167,6 +167,7 @@ const (
 	CodeNotJSON         = "NotJSON"          // a key was asked of a value that is not a JSON object
 	CodeKeyNotFound     = "KeyNotFound"      // the key path does not exist in the JSON
 	CodePatternMismatch = "PatternMismatch"  // the value does not match the plan's pattern
+	CodeNoCredentials   = "NoCredentials"    // the pod has no IRSA or Pod Identity settings
 	CodeUnknown         = "Error"            // anything else
 )
 

@@ -89,6 +89,12 @@ func TestRetryableAndCode(t *testing.T) {
 		{"net timeout", transportError(&net.DNSError{IsTimeout: true}), true, CodeTimeout},
 		{"canceled", transportError(context.Canceled), false, CodeCanceled},
 		{"other", errors.New("something odd"), false, CodeUnknown},
+		// The shape the SDK returns when the default chain falls through to
+		// the node's instance metadata, which the webhook switches off.
+		{"no pod credentials", &smithy.OperationError{ServiceID: "Secrets Manager", OperationName: "GetSecretValue",
+			Err: fmt.Errorf("get identity: get credentials: failed to refresh cached credentials, no EC2 IMDS role found, %w",
+				&smithy.OperationError{ServiceID: "ec2imds", OperationName: "GetMetadata", Err: errors.New("access disabled to EC2 IMDS")})},
+			false, CodeNoCredentials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -409,3 +409,29 @@ func TestSDKCredentialsThroughPodIdentity(t *testing.T) {
 		t.Errorf("requests = %+v, want one signed with the agent's key", reqs)
 	}
 }
+
+// TestSDKNoPodCredentialsIsPermanent runs the default chain with neither IRSA
+// nor Pod Identity settings and instance metadata switched off, as the
+// webhook configures the init container: the fetch fails at once with
+// NoCredentials and never reaches Secrets Manager.
+func TestSDKNoPodCredentialsIsPermanent(t *testing.T) {
+	isolateEnv(t) // sets AWS_EC2_METADATA_DISABLED=true
+	fk := smfake.New()
+	srv := httptest.NewServer(fk)
+	defer srv.Close()
+	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+
+	_, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), Options{NewBackOff: fastBackOff})
+	var se *SecretError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want a *SecretError", err)
+	}
+	if se.Code != CodeNoCredentials || se.Attempts != 1 {
+		t.Errorf("code %s after %d attempts, want %s after 1", se.Code, se.Attempts, CodeNoCredentials)
+	}
+	if n := fk.Count(opGet, ""); n != 0 {
+		t.Errorf("Secrets Manager got %d requests without credentials, want 0", n)
+	}
+}
