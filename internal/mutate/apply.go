@@ -138,10 +138,15 @@ func initSecurityContext(uid, gid int64) *corev1.SecurityContext {
 // settings into the init container again. Every edit is add-if-absent or an
 // update in place: no volume, mount, env var or container is duplicated or
 // removed, and what other webhooks added to the init container stays.
+//
+// inj is used as Parse returned it.
 func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
-	encoded, err := plan.Encode(&inj.Plan)
-	if err != nil {
-		return fmt.Errorf("encoding the plan: %w", err)
+	encoded := inj.encoded
+	if encoded == "" {
+		var err error
+		if encoded, err = plan.Encode(&inj.Plan); err != nil {
+			return fmt.Errorf("encoding the plan: %w", err)
+		}
 	}
 	size := volumeSize(cfg, len(inj.Plan.Secrets))
 	ensureVolume(pod, size)

@@ -15,8 +15,9 @@ import (
 )
 
 // benchPod is a realistic pod as the API server sends it: three containers,
-// ten secrets, IRSA settings from the EKS webhook, the service account token
-// mount, and the API server's defaults.
+// ten secrets (with a JSON key, a pattern, a mode or a version stage on some),
+// IRSA settings from the EKS webhook, the service account token mount, and
+// the API server's defaults.
 func benchPod() *corev1.Pod {
 	ann := map[string]string{AnnotationInject: "true", AnnotationRegion: "eu-west-1"}
 	for i := range 10 {
@@ -26,6 +27,9 @@ func benchPod() *corev1.Pod {
 			ann[KeyPrefix+name] = "password"
 		}
 	}
+	ann[PatternPrefix+"secret-0"] = "[A-Za-z0-9!@#%^*_+=-]{16,128}"
+	ann[ModePrefix+"secret-1"] = "0440"
+	ann[VersionStagePrefix+"secret-2"] = "AWSPREVIOUS"
 	irsaEnv := []corev1.EnvVar{
 		{Name: "AWS_STS_REGIONAL_ENDPOINTS", Value: "regional"},
 		{Name: "AWS_DEFAULT_REGION", Value: "eu-west-1"},

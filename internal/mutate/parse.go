@@ -29,6 +29,10 @@ type Injection struct {
 	// UID and GID are what the init container runs as, and so the owner of
 	// the files (see the package comment).
 	UID, GID int64
+
+	// encoded is Plan as plan.Encode wrote it while Parse validated it, so
+	// that Apply need not validate (and compile every pattern) again.
+	encoded string
 }
 
 var annotationsPath = field.NewPath("metadata", "annotations")
@@ -182,12 +186,9 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 			}
 			sec.Mode = m
 		}
-		if v, ok := s.other[PatternPrefix]; ok {
-			sec.Pattern = v
-			if _, err := plan.CompilePattern(v); err != nil {
-				errs = append(errs, field.Invalid(annotationPath(PatternPrefix+name), omit, fmt.Sprintf("%q is %v", v, err)))
-			}
-		}
+		// The pattern is checked by Plan.Validate below: compiling an RE2
+		// pattern costs more than the rest of a request, so it is done once.
+		sec.Pattern = s.other[PatternPrefix]
 		p.Secrets = append(p.Secrets, sec)
 	}
 	if len(p.Secrets) == 0 && len(secrets) == 0 {
@@ -218,11 +219,13 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 	}
 
 	// The plan package owns the checks that have no exported function
-	// (region, version stage and version ID formats). Run them all and keep
-	// only the problems on annotations not already reported above.
-	errs = append(errs, planErrors(&p, names, secrets, errs)...)
+	// (region, version stage and version ID formats, and the pattern). Run
+	// them all, once, by encoding the plan, and keep only the problems on
+	// annotations not already reported above.
+	encoded, err := plan.Encode(&p)
+	errs = append(errs, planErrors(err, names, secrets, errs)...)
 
-	inj := &Injection{Plan: p, Readers: readers}
+	inj := &Injection{Plan: p, Readers: readers, encoded: encoded}
 	if len(readerErrs) == 0 && !modeErrors {
 		uid, gid, ownerErrs := resolveOwner(pod, readers, p.Secrets)
 		errs = append(errs, ownerErrs...)
@@ -263,10 +266,9 @@ func validateRegion(region string) error {
 	return nil
 }
 
-// planErrors maps the plan package's field names back to annotations, and
-// drops problems on an annotation that already has one.
-func planErrors(p *plan.Plan, names []string, secrets map[string]*secretKeys, seen field.ErrorList) field.ErrorList {
-	err := p.Validate()
+// planErrors maps the plan package's validation errors back to
+// annotations, and drops problems on an annotation that already has one.
+func planErrors(err error, names []string, secrets map[string]*secretKeys, seen field.ErrorList) field.ErrorList {
 	if err == nil {
 		return nil
 	}
@@ -297,7 +299,11 @@ func planErrors(p *plan.Plan, names []string, secrets map[string]*secretKeys, se
 			continue
 		}
 		reported[fp.String()] = true
-		out = append(out, field.Invalid(fp, omit, fe.Detail))
+		var value any = omit // the plan's details quote the value...
+		if strings.HasPrefix(key, PatternPrefix) {
+			value = secrets[strings.TrimPrefix(key, PatternPrefix)].other[PatternPrefix] // ...but not a pattern
+		}
+		out = append(out, field.Invalid(fp, value, fe.Detail))
 	}
 	return out
 }
