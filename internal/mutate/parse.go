@@ -131,7 +131,10 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 	p := plan.Plan{Version: plan.Version, Dir: mountPath, Region: defaultRegion}
 	if hasRegion {
 		p.Region = region
-		if err := validateRegion(region); err != nil {
+		if region == "" {
+			errs = append(errs, field.Invalid(annotationPath(AnnotationRegion), region,
+				"the region is empty; set an AWS region such as us-east-1, or remove the annotation to use the default"))
+		} else if err := validateRegion(region); err != nil {
 			errs = append(errs, field.Invalid(annotationPath(AnnotationRegion), omit, err.Error()))
 		}
 	}

@@ -121,6 +121,11 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			name: "empty region",
+			ann:  map[string]string{"secretfetch.io/secret-db": "arn:aws:secretsmanager:us-east-1:111122223333:secret:db", "secretfetch.io/region": ""},
+			want: []wantErr{invalid("secretfetch.io/region")},
+		},
+		{
 			name: "bad region",
 			ann:  map[string]string{"secretfetch.io/secret-db": "prod/db", "secretfetch.io/region": "mars"},
 			want: []wantErr{invalid("secretfetch.io/region")},
