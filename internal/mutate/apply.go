@@ -19,6 +19,9 @@ const (
 	// service-specific endpoint variables.
 	EnvSecretsManagerEndpoint = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
 	EnvSTSEndpoint            = "AWS_ENDPOINT_URL_STS"
+	// EnvNoInstanceMetadata switches off the SDK's EC2 instance metadata
+	// credentials in the init container (see Config.AllowNodeCredentials).
+	EnvNoInstanceMetadata = "AWS_EC2_METADATA_DISABLED"
 )
 
 // The AWS credential settings copied from the app containers. Only these
@@ -50,6 +53,12 @@ type Config struct {
 	// VolumeSizeLimit overrides the emptyDir's sizeLimit
 	// (--volume-size-limit). Nil sizes it from the number of secrets.
 	VolumeSizeLimit *resource.Quantity
+	// AllowNodeCredentials lets init-fetch fall back to the node's instance
+	// role through EC2 instance metadata (--allow-node-credentials). It is
+	// off by default: the node's role is shared by every pod on the node, so
+	// a pod without IRSA or Pod Identity fails with NoCredentials instead of
+	// quietly reading secrets with more privilege than its own.
+	AllowNodeCredentials bool
 }
 
 // Validate checks the settings once at start-up, so that a bad flag stops
@@ -164,6 +173,9 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 	}
 	if cfg.STSEndpoint != "" {
 		setEnv(init, EnvSTSEndpoint, cfg.STSEndpoint)
+	}
+	if !cfg.AllowNodeCredentials {
+		setEnv(init, EnvNoInstanceMetadata, "true")
 	}
 	copyCredentials(pod, init)
 	setVolumeMount(init, inj.Plan.Dir, false)

@@ -68,6 +68,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"Secrets Manager endpoint URL for the init container (AWS_ENDPOINT_URL_SECRETS_MANAGER); empty for the SDK's default")
 	fs.StringVar(&c.Mutate.STSEndpoint, "sts-endpoint", "",
 		"STS endpoint URL for the init container (AWS_ENDPOINT_URL_STS); empty for the SDK's default")
+	fs.BoolVar(&c.Mutate.AllowNodeCredentials, "allow-node-credentials", false,
+		"let init-fetch fall back to the node's role through EC2 instance metadata when a pod has no IRSA or Pod Identity settings")
 	fs.Func("volume-size-limit", "sizeLimit of the secrets emptyDir, a quantity such as 4Mi (default: 2 x 64KiB per secret, at least 1Mi)",
 		func(s string) error {
 			if s == "" {
