@@ -191,7 +191,7 @@ func FuzzHandler(f *testing.F) {
 			return
 		}
 		patched := applyPatch(t, raw, resp)
-		decodePod(t, patched)
+		mustDecodePod(t, patched)
 		again := serve(t, wh, review(t, patched, admissionv1.Create, "shop", false))
 		if !again.Allowed || len(again.Patch) != 0 {
 			t.Fatalf("the patched pod sent again: allowed=%v patch=%s", again.Allowed, again.Patch)

@@ -86,7 +86,7 @@ func TestGolden(t *testing.T) {
 			if !resp.Allowed {
 				t.Fatalf("handler denied: %+v", resp.Result)
 			}
-			patched := decodePod(t, applyPatch(t, raw, resp))
+			patched := mustDecodePod(t, applyPatch(t, raw, resp))
 			if diff := cmp.Diff(want, patched); diff != "" {
 				t.Errorf("handler patch applied to in.yaml (-want +got):\n%s", diff)
 			}

@@ -3,6 +3,7 @@ package mutate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,10 +14,10 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // Path is where the webhook serves pod admission requests.
@@ -27,7 +28,6 @@ const Path = "/mutate-v1-pod"
 // PatchResponseFromRaw compute the patch. It is safe for concurrent use.
 type Handler struct {
 	cfg     Config
-	decoder admission.Decoder
 	metrics *Metrics
 }
 
@@ -38,11 +38,24 @@ func NewHandler(cfg Config, m *Metrics) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("checking the webhook settings: %w", err)
 	}
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("building the pod scheme: %w", err)
+	return &Handler{cfg: cfg, metrics: m}, nil
+}
+
+// decodePod decodes a pod the way the API server's own JSON decoder does:
+// field names match case-sensitively (so "Annotations" cannot pass for
+// "annotations") and numbers keep their integer types. The Handle checks
+// already ensure the object is a core/v1 pod, so the universal decoder's
+// extra pass over the JSON to find apiVersion and kind would buy nothing on
+// this hot path.
+func decodePod(raw []byte) (*corev1.Pod, error) {
+	pod := &corev1.Pod{}
+	if len(raw) == 0 {
+		return nil, errors.New("the request carries no object")
 	}
-	return &Handler{cfg: cfg, decoder: admission.NewDecoder(scheme), metrics: m}, nil
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, pod); err != nil {
+		return nil, err
+	}
+	return pod, nil
 }
 
 // Handle decides one admission request. A user's mistake is a denial that
@@ -57,8 +70,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if req.Resource.Group != "" || req.Resource.Resource != "pods" || req.SubResource != "" {
 		return h.skip(log, ReasonNotPod)
 	}
-	pod := &corev1.Pod{}
-	if err := h.decoder.Decode(req, pod); err != nil {
+	pod, err := decodePod(req.Object.Raw)
+	if err != nil {
 		return h.fail(log, http.StatusBadRequest, ReasonDecode, fmt.Errorf("decoding the pod: %w", err))
 	}
 	// Pods made by controllers arrive without a namespace.
@@ -217,8 +230,8 @@ func (h *Handler) dropRoundTripRemovals(raw []byte, resp admission.Response) (ad
 	if !slices.ContainsFunc(resp.Patches, isRemove) {
 		return resp, nil
 	}
-	decoded := &corev1.Pod{}
-	if err := h.decoder.DecodeRaw(runtime.RawExtension{Raw: raw}, decoded); err != nil {
+	decoded, err := decodePod(raw)
+	if err != nil {
 		return resp, fmt.Errorf("decoding the pod again: %w", err)
 	}
 	roundTripped, err := json.Marshal(decoded)

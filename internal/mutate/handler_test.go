@@ -155,7 +155,7 @@ func TestHandlerNoNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := serve(t, newWebhook(t, testConfig, nil), review(t, raw, admissionv1.Create, "shop", false))
-	got := decodePod(t, applyPatch(t, raw, resp))
+	got := mustDecodePod(t, applyPatch(t, raw, resp))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("patched pod (-want +got):\n%s", diff)
 	}
@@ -294,5 +294,25 @@ func TestHandlerLogsNoValues(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("the logs contain an env value or the plan (%d bytes)", len(secret))
 		}
+	}
+}
+
+// TestDecodePodIsCaseSensitive: like the API server, the webhook does not
+// read "Annotations" as "annotations", so a differently cased key can neither
+// opt a pod in nor smuggle settings past the parser.
+func TestDecodePodIsCaseSensitive(t *testing.T) {
+	pod, err := decodePod([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p",
+		"Annotations":{"secretfetch.io/inject":"true"}},"spec":{"containers":[{"name":"app","image":"x"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pod.Annotations) != 0 {
+		t.Errorf("annotations = %v, want none: a differently cased key was read", pod.Annotations)
+	}
+	if pod.Name != "p" || len(pod.Spec.Containers) != 1 {
+		t.Errorf("decoded %q with %d containers, want p with 1", pod.Name, len(pod.Spec.Containers))
+	}
+	if _, err := decodePod(nil); err == nil {
+		t.Error("decodePod accepted an empty object")
 	}
 }

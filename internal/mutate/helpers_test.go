@@ -227,10 +227,10 @@ func applyPatch(t testing.TB, raw []byte, resp admissionv1.AdmissionResponse) []
 	return out
 }
 
-func decodePod(t testing.TB, b []byte) *corev1.Pod {
+func mustDecodePod(t testing.TB, b []byte) *corev1.Pod {
 	t.Helper()
-	pod := &corev1.Pod{}
-	if err := json.Unmarshal(b, pod); err != nil {
+	pod, err := decodePod(b)
+	if err != nil {
 		t.Fatalf("decoding the pod: %v", err)
 	}
 	return pod

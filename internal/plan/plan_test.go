@@ -307,3 +307,18 @@ func TestKeyPath(t *testing.T) {
 		}
 	}
 }
+
+// TestValidatePatternAgreesWithCompile: the webhook validates with the cheap
+// parse, init-fetch compiles; a pattern one accepts the other must accept.
+func TestValidatePatternAgreesWithCompile(t *testing.T) {
+	for _, p := range []string{
+		`^[A-Za-z0-9]+$`, `[a-z]+|[0-9]+`, `(?i)secret-\d{4}`, `\p{Greek}+`, `.*`, ``,
+		`(`, `[z-a]`, `a**`, `(?P<x`, `\8`, `a{1001}`, `(a{500}){500}`, `(?<name>x)`, `x{2,1}`, `\C`,
+	} {
+		verr := plan.ValidatePattern(p)
+		_, cerr := plan.CompilePattern(p)
+		if (verr == nil) != (cerr == nil) {
+			t.Errorf("pattern %q: ValidatePattern error %v, CompilePattern error %v", p, verr, cerr)
+		}
+	}
+}
