@@ -11,8 +11,9 @@
 # It stops exactly the webhook it started, on exit or interrupt.
 #
 # Environment: PORT (19443), HEALTH_PORT (19081), CONNECTIONS (32),
-# DURATION (20s), WARMUP (2s), RATES ("0 2000"; 0 is the closed loop).
-# Extra arguments go to every webhook-load run.
+# DURATION (20s), WARMUP (2s), RATES ("0 2000"; 0 is the closed loop), and
+# the webhook's GOGC (400) and GOMEMLIMIT (200MiB), as in
+# manifests/base/deployment.yaml. Extra arguments go to every webhook-load run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -23,6 +24,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-2s}
 RATES=${RATES:-0 2000}
+WEBHOOK_GOGC=${GOGC:-400}
+WEBHOOK_GOMEMLIMIT=${GOMEMLIMIT:-200MiB}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/secretfetch-load.XXXXXX")
 webhook_pid=""
@@ -43,8 +46,8 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/webhook" ./
 go build -trimpath -o "$tmp/webhook-load" ./hack/webhook-load
 go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
 
-log "starting the webhook on 127.0.0.1:$PORT (log: $tmp/webhook.log)"
-"$tmp/webhook" \
+log "starting the webhook on 127.0.0.1:$PORT, GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT as in the Deployment (log: $tmp/webhook.log)"
+GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT "$tmp/webhook" \
   --cert-dir "$tmp/certs" \
   --port "$PORT" \
   --init-image=secretfetch.local/init-fetch:dev \
@@ -63,6 +66,7 @@ for _ in $(seq 1 300); do
 done
 curl -fsS -o /dev/null "http://127.0.0.1:$HEALTH_PORT/readyz" || { log "the webhook never became ready"; cat "$tmp/webhook.log" >&2; exit 1; }
 
+echo "webhook: GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(go env GOVERSION), $(date -u +%Y-%m-%d)"
 for rate in $RATES; do
   log "load: rate=$rate connections=$CONNECTIONS duration=$DURATION"
@@ -73,3 +77,4 @@ for rate in $RATES; do
     --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
     --rate "$rate" "$@"
 done
+echo "webhook peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$webhook_pid/status")"

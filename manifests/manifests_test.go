@@ -24,6 +24,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -334,6 +335,14 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 		t.Errorf("resources = %+v, want cpu and memory requests and a memory limit", c.Resources)
 	}
 
+	checkGoMemLimit(t, c)
+	seen := map[string]bool{}
+	for _, e := range c.Env {
+		if seen[e.Name] {
+			t.Errorf("env %s is defined twice; the last one wins, silently", e.Name)
+		}
+		seen[e.Name] = true
+	}
 	flags := effectiveFlags(t, objs, c)
 	for flag, w := range map[string]string{
 		"--init-image":                want.initImage,
@@ -579,6 +588,27 @@ func checkCABundle(t *testing.T, objs []object, wh admissionregistrationv1.Mutat
 	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: serviceDNS, Roots: roots}); err != nil {
 		t.Errorf("tls.crt does not verify against caBundle for %s: %v", serviceDNS, err)
 	}
+}
+
+// checkGoMemLimit fails when GOMEMLIMIT is missing or not below the
+// container's memory limit: the Go runtime must collect before the kernel
+// kills it.
+func checkGoMemLimit(t *testing.T, c corev1.Container) {
+	t.Helper()
+	for _, e := range c.Env {
+		if e.Name != "GOMEMLIMIT" {
+			continue
+		}
+		soft, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B"))
+		if err != nil {
+			t.Fatalf("GOMEMLIMIT %q: %v", e.Value, err)
+		}
+		if limit := c.Resources.Limits.Memory(); soft.Cmp(*limit) >= 0 {
+			t.Errorf("GOMEMLIMIT %s is not below the memory limit %s", e.Value, limit)
+		}
+		return
+	}
+	t.Error("no GOMEMLIMIT on the webhook container")
 }
 
 // restrictedViolations lists what keeps a pod spec from passing the
