@@ -7,11 +7,12 @@
 # secrets, IRSA) from 32 keep-alive connections:
 #   1. closed loop: every connection sends as soon as its answer arrives
 #      (the maximum throughput);
-#   2. open loop at 2,000 requests/s: the latency at the target rate.
+#   2. open loop at 2,000 requests/s: the latency at the target rate;
+#   3. open loop at 500 requests/s: the latency below saturation.
 # It stops exactly the webhook it started, on exit or interrupt.
 #
 # Environment: PORT (19443), HEALTH_PORT (19081), CONNECTIONS (32),
-# DURATION (20s), WARMUP (2s), RATES ("0 2000"; 0 is the closed loop), and
+# DURATION (20s), WARMUP (2s), RATES ("0 2000 500"; 0 is the closed loop), and
 # the webhook's GOGC (400) and GOMEMLIMIT (200MiB), as in
 # manifests/base/deployment.yaml. Extra arguments go to every webhook-load run.
 set -euo pipefail
@@ -23,7 +24,7 @@ HEALTH_PORT=${HEALTH_PORT:-19081}
 CONNECTIONS=${CONNECTIONS:-32}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-2s}
-RATES=${RATES:-0 2000}
+RATES=${RATES:-0 2000 500}
 WEBHOOK_GOGC=${GOGC:-400}
 WEBHOOK_GOMEMLIMIT=${GOMEMLIMIT:-200MiB}
 
