@@ -283,9 +283,10 @@ func newWorker(id int, url string, roots *x509.CertPool, serverName string, body
 		ForceAttemptHTTP2:   false,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
 		DisableCompression:  true,
-		// A review is about 15 KB: one write and few reads per request, not
-		// a TLS record and a syscall per 4 KB, keep the generator's own CPU
-		// (which shares the machine with the webhook) low.
+		// A review is about 15 KB. Large buffers send it in one write and
+		// read the answer in a few, instead of a TLS record and a syscall
+		// per 4 KB: the generator shares the CPUs with the webhook, so its
+		// own cost must stay small.
 		WriteBufferSize: 64 << 10,
 		ReadBufferSize:  64 << 10,
 	}
