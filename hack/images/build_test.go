@@ -170,7 +170,7 @@ func TestChoose(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		{nil, []string{"webhook", "init-fetch", "fake-secretsmanager", "demo-app", "pause"}, false},
+		{nil, []string{"webhook", "init-fetch", "fake-secretsmanager", "demo-app", "pause", "e2e-irsa-webhook"}, false},
 		{[]string{"pause", "webhook"}, []string{"webhook", "pause"}, false},
 		{[]string{"webhok"}, nil, true},
 	}
