@@ -7,7 +7,6 @@ package fetch
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,8 +169,11 @@ func TestSDKDeadlineRunsOut(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || se.Code != "ThrottlingException" {
 		t.Errorf("error %v: want DeadlineExceeded with code ThrottlingException", err)
 	}
-	if n := fk.Count(opGet, "app/db"); se.Attempts < 2 || n != se.Attempts {
-		t.Errorf("attempts = %d, requests = %d; want several and equal (no hidden SDK retries)", se.Attempts, n)
+	// Hidden SDK retries would show as more requests than attempts. One
+	// fewer is fine: the deadline can cancel the last attempt before the
+	// fake has logged it.
+	if n := fk.Count(opGet, "app/db"); se.Attempts < 2 || n > se.Attempts || n < se.Attempts-1 {
+		t.Errorf("attempts = %d, requests = %d; want several, and one request per attempt (no hidden SDK retries)", se.Attempts, n)
 	}
 }
 
@@ -266,19 +268,15 @@ func TestSDKMissingKeyNamesSecretAndKey(t *testing.T) {
 	}
 }
 
-// jwt builds an unsigned-looking web identity token with the claims STS
-// checks; smfake, like the SDK, does not verify the signature.
+// jwt builds a web identity token with the given claims (see
+// smfake.WebIdentityToken).
 func jwt(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
+	token, err := smfake.WebIdentityToken(claims)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return enc(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "test"}) + "." + enc(claims) + "." +
-		base64.RawURLEncoding.EncodeToString([]byte("not-a-real-signature"))
+	return token
 }
 
 // TestSDKCredentialsThroughIRSA runs the SDK's own default chain: with

@@ -309,3 +309,20 @@ func roleID(roleARN string) string {
 	sum := sha256.Sum256([]byte(roleARN))
 	return "AROA" + keyAlphabet.EncodeToString(sum[:])[:17]
 }
+
+// WebIdentityToken builds a web identity token with the given claims, for
+// tests that run the SDK's IRSA credential chain against this fake. It is not
+// signed with any real key: the fake's STS reads only the claims (see
+// parseWebIdentityToken), and real STS would refuse it.
+func WebIdentityToken(claims map[string]any) (string, error) {
+	header, err := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": "secretfetch-fake"})
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encoding the token's claims: %w", err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc(header) + "." + enc(payload) + "." + enc([]byte("not-a-signature")), nil
+}

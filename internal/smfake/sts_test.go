@@ -2,8 +2,6 @@ package smfake
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -30,18 +28,15 @@ const (
 	testIssuer  = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE"
 )
 
-// jwt builds an unsigned-in-effect JWT with the given claims: the fake
-// reads claims only (see parseWebIdentityToken).
+// jwt builds a web identity token with the given claims (see
+// WebIdentityToken).
 func jwt(t testing.TB, claims map[string]any) string {
 	t.Helper()
-	enc := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
+	token, err := WebIdentityToken(claims)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return enc(map[string]string{"alg": "RS256", "kid": "test"}) + "." + enc(claims) + "." + base64.RawURLEncoding.EncodeToString([]byte("signature"))
+	return token
 }
 
 func serviceAccountToken(t testing.TB, aud any) string {
