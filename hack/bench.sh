@@ -35,6 +35,6 @@ if [ -n "${SKIP_CLUSTER:-}" ]; then
 fi
 say "injection overhead on the local cluster"
 E2E_KEEP_CLUSTER=${E2E_KEEP_CLUSTER:-} hack/local-cluster up
-SECRETFETCH_REBUILD_IMAGES=1 hack/local-cluster images
+hack/local-cluster images
 eval "$(hack/local-cluster env)"
 go test -tags e2e -count=1 -timeout 20m -run '^$' -bench InjectionOverhead -benchtime 1x ./e2e/

@@ -11,7 +11,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "local cluster"
 hack/local-cluster up
-SECRETFETCH_REBUILD_IMAGES=1 hack/local-cluster images
+hack/local-cluster images
 eval "$(hack/local-cluster env)"
 
 say "fake Secrets Manager"

@@ -18,7 +18,7 @@ trap cleanup EXIT
 start=$SECONDS
 hack/local-cluster up
 echo "cluster up after $((SECONDS - start)) s"
-SECRETFETCH_REBUILD_IMAGES=1 hack/local-cluster images
+hack/local-cluster images
 eval "$(hack/local-cluster env)"
 export E2E_ETCDCTL="$ROOT/.cache/bin/etcdctl --endpoints http://127.0.0.1:2379"
 go test -tags e2e -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee "$ROOT/.cache/e2e.log"
