@@ -76,6 +76,6 @@ for rate in $RATES; do
     --ca "$tmp/certs/ca.crt" \
     --review hack/testdata/admissionreview.json \
     --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
-    --rate "$rate" "$@"
+    --rate "$rate" --server-pid "$webhook_pid" "$@"
 done
 echo "webhook peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$webhook_pid/status")"

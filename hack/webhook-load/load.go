@@ -16,9 +16,11 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +32,9 @@ type config struct {
 	duration    time.Duration
 	warmup      time.Duration
 	rate        float64
+	// serverPID, when set, is the webhook's process: its CPU time over the
+	// measured window is reported per request (from /proc/PID/stat).
+	serverPID int
 }
 
 const (
@@ -59,6 +64,10 @@ type summary struct {
 	rate        float64
 	warmup      time.Duration
 	url         string
+	// CPU time used during the measured window by this process and, when
+	// known, by the server; zero when not measured.
+	selfCPU, serverCPU time.Duration
+	serverPID          int
 }
 
 func run(ctx context.Context, c config, stdout io.Writer) error {
@@ -110,6 +119,23 @@ func load(ctx context.Context, c config) (*summary, error) {
 		slots = schedule(ctx, c.rate, start, end, &missed)
 	}
 
+	// CPU time over the measured window: the generator's own, and the
+	// server's when its PID is known. Sampled by a timer so that it covers
+	// exactly the window.
+	var cpuStart, cpuEnd cpuSample
+	cpuDone := make(chan struct{})
+	go func() {
+		defer close(cpuDone)
+		if !sleepUntil(ctx, from) {
+			return
+		}
+		cpuStart = sampleCPU(c.serverPID)
+		if !sleepUntil(ctx, end) {
+			return
+		}
+		cpuEnd = sampleCPU(c.serverPID)
+	}()
+
 	workers := make([]*worker, c.connections)
 	var wg sync.WaitGroup
 	for i := range workers {
@@ -127,6 +153,7 @@ func load(ctx context.Context, c config) (*summary, error) {
 		}()
 	}
 	wg.Wait()
+	<-cpuDone
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
@@ -134,6 +161,13 @@ func load(ctx context.Context, c config) (*summary, error) {
 	s := &summary{
 		window: c.duration, missed: int(missed.Load()), errorKinds: map[string]int{},
 		connections: c.connections, rate: c.rate, warmup: c.warmup, url: u.String(),
+		serverPID: c.serverPID,
+	}
+	if cpuStart.ok && cpuEnd.ok {
+		s.selfCPU = cpuEnd.self - cpuStart.self
+		if c.serverPID > 0 && cpuStart.serverOK && cpuEnd.serverOK {
+			s.serverCPU = cpuEnd.server - cpuStart.server
+		}
 	}
 	for _, w := range workers {
 		s.requests += w.requests
@@ -449,6 +483,16 @@ func (s *summary) print(w io.Writer) {
 	fmt.Fprintf(w, "  latency   p50 %s  p90 %s  p99 %s  max %s\n",
 		ms(percentile(s.latencies, 0.50)), ms(percentile(s.latencies, 0.90)),
 		ms(percentile(s.latencies, 0.99)), ms(percentile(s.latencies, 1)))
+	if s.selfCPU > 0 && s.requests > 0 {
+		perReq := func(d time.Duration) string {
+			return fmt.Sprintf("%.3f ms/request (%.2f CPUs)", float64(d)/float64(time.Millisecond)/float64(s.requests), d.Seconds()/s.window.Seconds())
+		}
+		fmt.Fprintf(w, "  CPU       generator %s", perReq(s.selfCPU))
+		if s.serverCPU > 0 {
+			fmt.Fprintf(w, ", webhook (pid %d) %s", s.serverPID, perReq(s.serverCPU))
+		}
+		fmt.Fprintln(w)
+	}
 	if s.errors > 0 {
 		kinds := make([]string, 0, len(s.errorKinds))
 		for k, n := range s.errorKinds {
@@ -456,5 +500,69 @@ func (s *summary) print(w io.Writer) {
 		}
 		sort.Strings(kinds)
 		fmt.Fprintf(w, "  errors by kind: %s\n  first error: %s\n", strings.Join(kinds, ", "), s.firstError)
+	}
+}
+
+// cpuSample is the CPU time (user + system) of this process and, when
+// serverOK, of the server process.
+type cpuSample struct {
+	self     time.Duration
+	server   time.Duration
+	ok       bool
+	serverOK bool
+}
+
+func sampleCPU(serverPID int) cpuSample {
+	var s cpuSample
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		s.ok = true
+	}
+	if serverPID > 0 {
+		if d, err := procCPU(serverPID); err == nil {
+			s.server, s.serverOK = d, true
+		}
+	}
+	return s
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// procCPU reads a process's user and system time from /proc/PID/stat.
+func procCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces;
+	// the fields after the last ')' start with field 3 (state).
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// sleepUntil waits for t; false if ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }

@@ -195,6 +195,7 @@ func TestLoad(t *testing.T) {
 			c := config{
 				url: srv.URL + "/mutate-v1-pod", caFile: ca, reviewFile: reviewPath,
 				connections: 4, duration: 500 * time.Millisecond, warmup: 0, rate: tt.rate,
+				serverPID: os.Getpid(), // the test server runs in this process
 			}
 			s, err := load(context.Background(), c)
 			if err != nil {
@@ -216,10 +217,31 @@ func TestLoad(t *testing.T) {
 			if len(conns) > c.connections {
 				t.Errorf("used %d connections, want at most %d", len(conns), c.connections)
 			}
+			if s.selfCPU <= 0 || s.serverCPU <= 0 {
+				t.Errorf("CPU over the window: generator %v, server %v; want both measured", s.selfCPU, s.serverCPU)
+			}
 			if p50, p99 := percentile(s.latencies, 0.5), percentile(s.latencies, 0.99); p50 <= 0 || p99 < p50 {
 				t.Errorf("p50 %v p99 %v: not ordered", p50, p99)
 			}
 		})
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	// This process has run, so its CPU time is positive, and it matches
+	// getrusage's figure within the tick granularity of /proc.
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	d, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := sampleCPU(0).self
+	if d <= 0 || d > self+time.Second/clockTicks {
+		t.Errorf("procCPU = %v, getrusage = %v", d, self)
+	}
+	if _, err := procCPU(1 << 30); err == nil {
+		t.Error("procCPU of a PID that cannot exist succeeded")
 	}
 }
 

@@ -35,6 +35,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "how long to measure")
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "how long to send before measuring (TLS handshakes, caches)")
 	flag.Float64Var(&c.rate, "rate", 0, "requests per second across all connections; 0 sends as fast as answers come back")
+	flag.IntVar(&c.serverPID, "server-pid", 0, "PID of the webhook on this machine, to report its CPU time per request (optional)")
 	flag.StringVar(&c.reviewFile, "review", "hack/testdata/admissionreview.json", "AdmissionReview JSON to send")
 	flag.Parse()
 
