@@ -53,6 +53,10 @@ const (
 // measured window count; warm-up requests are sent but not recorded.
 type summary struct {
 	window      time.Duration
+	// elapsed runs from the start of the window to the last answer of a
+	// counted request: more than window when answers come late, as when an
+	// open loop queues up behind a server that cannot keep the rate.
+	elapsed     time.Duration
 	requests    int // answered or failed
 	errors      int
 	patched     int // allowed with a JSON patch
@@ -119,21 +123,15 @@ func load(ctx context.Context, c config) (*summary, error) {
 		slots = schedule(ctx, c.rate, start, end, &missed)
 	}
 
-	// CPU time over the measured window: the generator's own, and the
-	// server's when its PID is known. Sampled by a timer so that it covers
-	// exactly the window.
-	var cpuStart, cpuEnd cpuSample
+	// CPU time from the start of the window until the last answer: the
+	// generator's own, and the server's when its PID is known.
+	var cpuStart cpuSample
 	cpuDone := make(chan struct{})
 	go func() {
 		defer close(cpuDone)
-		if !sleepUntil(ctx, from) {
-			return
+		if sleepUntil(ctx, from) {
+			cpuStart = sampleCPU(c.serverPID)
 		}
-		cpuStart = sampleCPU(c.serverPID)
-		if !sleepUntil(ctx, end) {
-			return
-		}
-		cpuEnd = sampleCPU(c.serverPID)
 	}()
 
 	workers := make([]*worker, c.connections)
@@ -154,12 +152,13 @@ func load(ctx context.Context, c config) (*summary, error) {
 	}
 	wg.Wait()
 	<-cpuDone
+	cpuEnd := sampleCPU(c.serverPID)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
 
 	s := &summary{
-		window: c.duration, missed: int(missed.Load()), errorKinds: map[string]int{},
+		window: c.duration, elapsed: c.duration, missed: int(missed.Load()), errorKinds: map[string]int{},
 		connections: c.connections, rate: c.rate, warmup: c.warmup, url: u.String(),
 		serverPID: c.serverPID,
 	}
@@ -180,6 +179,9 @@ func load(ctx context.Context, c config) (*summary, error) {
 			s.firstError = w.firstError
 		}
 		s.latencies = append(s.latencies, w.latencies...)
+		if d := w.lastDone.Sub(from); d > s.elapsed {
+			s.elapsed = d
+		}
 	}
 	slices.Sort(s.latencies)
 	return s, nil
@@ -299,6 +301,7 @@ type worker struct {
 	errorKinds                map[string]int
 	firstError                string
 	latencies                 []time.Duration
+	lastDone                  time.Time // when the last counted answer came
 }
 
 func newWorker(id int, url string, roots *x509.CertPool, serverName string, body []byte, uidAt int) *worker {
@@ -377,7 +380,8 @@ func (w *worker) send(ctx context.Context, started time.Time, record bool) {
 	if !record {
 		return
 	}
-	w.latencies = append(w.latencies, time.Since(started))
+	w.lastDone = time.Now()
+	w.latencies = append(w.latencies, w.lastDone.Sub(started))
 	w.requests++
 	if kind != "" {
 		w.errors++
@@ -464,7 +468,7 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-func (s *summary) throughput() float64 { return float64(s.requests) / s.window.Seconds() }
+func (s *summary) throughput() float64 { return float64(s.requests) / s.elapsed.Seconds() }
 
 func (s *summary) print(w io.Writer) {
 	mode := "closed loop (each connection sends when its previous answer arrives)"
@@ -474,7 +478,11 @@ func (s *summary) print(w io.Writer) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 	fmt.Fprintf(w, "webhook-load: POST %s\n", s.url)
 	fmt.Fprintf(w, "  connections %d, %s\n", s.connections, mode)
-	fmt.Fprintf(w, "  %v warm-up (not counted), %v measured\n", s.warmup, s.window)
+	fmt.Fprintf(w, "  %v warm-up (not counted), requests started in a %v window", s.warmup, s.window)
+	if late := s.elapsed - s.window; late > 100*time.Millisecond {
+		fmt.Fprintf(w, ", answered over %.1fs", s.elapsed.Seconds())
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  requests  %d  (%.1f req/s)  errors %d  patched %d", s.requests, s.throughput(), s.errors, s.patched)
 	if s.missed > 0 {
 		fmt.Fprintf(w, "  never sent %d", s.missed)
@@ -485,7 +493,7 @@ func (s *summary) print(w io.Writer) {
 		ms(percentile(s.latencies, 0.99)), ms(percentile(s.latencies, 1)))
 	if s.selfCPU > 0 && s.requests > 0 {
 		perReq := func(d time.Duration) string {
-			return fmt.Sprintf("%.3f ms/request (%.2f CPUs)", float64(d)/float64(time.Millisecond)/float64(s.requests), d.Seconds()/s.window.Seconds())
+			return fmt.Sprintf("%.3f ms/request (%.2f CPUs)", float64(d)/float64(time.Millisecond)/float64(s.requests), d.Seconds()/s.elapsed.Seconds())
 		}
 		fmt.Fprintf(w, "  CPU       generator %s", perReq(s.selfCPU))
 		if s.serverCPU > 0 {
