@@ -52,7 +52,7 @@ const (
 // summary is the outcome of a run. Only requests that started inside the
 // measured window count; warm-up requests are sent but not recorded.
 type summary struct {
-	window      time.Duration
+	window time.Duration
 	// elapsed runs from the start of the window to the last answer of a
 	// counted request: more than window when answers come late, as when an
 	// open loop queues up behind a server that cannot keep the rate.
