@@ -231,17 +231,23 @@ func (l listing) file(name string) (listedFile, bool) {
 	return listedFile{}, false
 }
 
-// putSecret creates or updates a secret in the fake through its admin API.
+// putSecret creates a secret in the fake through its admin API, or, when it
+// exists, puts a new version that becomes AWSCURRENT (as PutSecretValue
+// does).
 func putSecret(t testing.TB, name, value string) {
 	t.Helper()
-	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", map[string]any{"name": name, "string": value}),
-		"seeding secret "+name)
+	seed(t, map[string]any{"name": name, "string": value})
 }
 
+// putBinarySecret is putSecret for a SecretBinary value.
 func putBinarySecret(t testing.TB, name string, value []byte) {
 	t.Helper()
-	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", map[string]any{"name": name, "binary": value}),
-		"seeding secret "+name)
+	seed(t, map[string]any{"name": name, "binary": value})
+}
+
+func seed(t testing.TB, secret map[string]any) {
+	t.Helper()
+	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", secret), fmt.Sprintf("seeding secret %v", secret["name"]))
 }
 
 // fault is the fake's fault-injection request.
