@@ -34,7 +34,8 @@ if [ -n "${SKIP_CLUSTER:-}" ]; then
   exit 0
 fi
 say "injection overhead on the local cluster"
-E2E_KEEP_CLUSTER=${E2E_KEEP_CLUSTER:-} hack/local-cluster up
+hack/local-cluster up
 hack/local-cluster images
 eval "$(hack/local-cluster env)"
 go test -tags e2e -count=1 -timeout 20m -run '^$' -bench InjectionOverhead -benchtime 1x ./e2e/
+echo "the local cluster is still up; make cluster-down removes it"
