@@ -407,3 +407,38 @@ func flagSet() *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	return fs
 }
+
+// TestRunReloadsCertificate: a renewed certificate written into --cert-dir
+// (as cert-manager or the kubelet's Secret update does) is served without a
+// restart, through controller-runtime's certwatcher.
+func TestRunReloadsCertificate(t *testing.T) {
+	cfg, oldPool := testConfig(t)
+	s := start(t, cfg, oldPool)
+	addr := fmt.Sprintf("127.0.0.1:%d", cfg.Port)
+	served := func(pool *x509.CertPool) error {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+	if err := served(oldPool); err != nil {
+		t.Fatalf("the first certificate is not served: %v", err)
+	}
+
+	newPool := writeCert(t, cfg.CertDir) // a new key and certificate in place
+	deadline := time.Now().Add(30 * time.Second)
+	for served(newPool) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed certificate was not served within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := served(oldPool); err == nil {
+		t.Error("the old certificate is still served after the renewal")
+	}
+	// Admission keeps working over the renewed certificate.
+	s.pool = newPool
+	code, body := s.post(t)
+	checkInjected(t, code, body)
+}
