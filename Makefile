@@ -53,6 +53,12 @@ OVERLAY ?= manifests/overlays/cert-manager
 deploy:
 	kubectl apply -k $(OVERLAY)
 
+## local-serve / local-request: the webhook on 127.0.0.1:9443, and a saved AdmissionReview sent to it
+local-serve:
+	hack/local-serve.sh
+local-request:
+	hack/local-request.sh
+
 ## bench: benchmarks and figures (see docs/benchmarks.md)
 bench:
 	hack/bench.sh

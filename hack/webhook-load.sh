@@ -50,6 +50,7 @@ go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
 log "starting the webhook on 127.0.0.1:$PORT, GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT as in the Deployment (log: $tmp/webhook.log)"
 GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT "$tmp/webhook" \
   --cert-dir "$tmp/certs" \
+  --host 127.0.0.1 \
   --port "$PORT" \
   --init-image=secretfetch.local/init-fetch:dev \
   --default-region us-east-1 \

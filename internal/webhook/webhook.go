@@ -56,6 +56,7 @@ type Config struct {
 func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CertDir, "cert-dir", "",
 		"directory with tls.crt and tls.key, reloaded when they change (default <TMPDIR>/k8s-webhook-server/serving-certs)")
+	fs.StringVar(&c.Host, "host", "", `address the webhook server listens on; "" for all (a Pod's own IPs)`)
 	fs.IntVar(&c.Port, "port", crwebhook.DefaultPort, "port of the webhook server (HTTPS)")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":8080", `address of the Prometheus metrics server; "0" disables it`)
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", `address of the /healthz and /readyz server; "0" disables it`)

@@ -348,14 +348,16 @@ func TestBindFlags(t *testing.T) {
 	cfg.BindFlags(fs)
 	err := fs.Parse([]string{"--cert-dir=/certs", "--port=10443", "--init-image=img", "--default-region=eu-west-1",
 		"--secretsmanager-endpoint=https://sm.example", "--sts-endpoint=https://sts.example", "--volume-size-limit=4Mi",
-		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s"})
+		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s", "--host=127.0.0.1",
+		"--allow-node-credentials"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.CertDir != "/certs" || cfg.Port != 10443 || cfg.Mutate.InitImage != "img" || cfg.Mutate.DefaultRegion != "eu-west-1" ||
 		cfg.Mutate.SecretsManagerEndpoint != "https://sm.example" || cfg.Mutate.STSEndpoint != "https://sts.example" ||
 		cfg.Mutate.VolumeSizeLimit == nil || cfg.Mutate.VolumeSizeLimit.String() != "4Mi" ||
-		cfg.MetricsBindAddress != "0" || cfg.HealthProbeBindAddress != ":9000" || cfg.ShutdownDelay != 2*time.Second {
+		cfg.MetricsBindAddress != "0" || cfg.HealthProbeBindAddress != ":9000" || cfg.ShutdownDelay != 2*time.Second ||
+		cfg.Host != "127.0.0.1" || !cfg.Mutate.AllowNodeCredentials {
 		t.Errorf("config = %+v", cfg)
 	}
 
