@@ -11,6 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/secretfetch/secretfetch/internal/smfake"
 )
 
 // TestHappyPath: a two-replica Deployment in a restricted namespace gets a
@@ -174,7 +176,7 @@ func TestFailClosed(t *testing.T) {
 	value := canary(t, "mismatch")
 	putSecret(t, ns+"/mismatch", value)
 	putSecret(t, ns+"/denied", canary(t, "denied"))
-	injectFault(t, fault{SecretID: ns + "/denied", Code: "AccessDeniedException"})
+	injectFault(t, smfake.FaultJSON{SecretID: ns + "/denied", Code: "AccessDeniedException"})
 
 	cases := []struct {
 		name, id, code string
@@ -226,7 +228,7 @@ func TestThrottling(t *testing.T) {
 	id := ns + "/throttled"
 	value := canary(t, "throttled")
 	putSecret(t, id, value)
-	injectFault(t, fault{Operation: "GetSecretValue", SecretID: id, Code: "ThrottlingException", Count: 3})
+	injectFault(t, smfake.FaultJSON{Operation: "GetSecretValue", SecretID: id, Code: "ThrottlingException", Count: 3})
 	rollOut(t, ns, deployment("app", 1, annotations(map[string]string{"value": id}, nil), podSpec(true, e2eRoleARN)))
 	assertValue(t, ns, "app", "value", value)
 

@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
+
+	"github.com/secretfetch/secretfetch/internal/smfake"
 )
 
 var metav1GetOptions = metav1.GetOptions{}
@@ -236,58 +238,36 @@ func (l listing) file(name string) (listedFile, bool) {
 // does).
 func putSecret(t testing.TB, name, value string) {
 	t.Helper()
-	seed(t, map[string]any{"name": name, "string": value})
+	seed(t, smfake.SeedSecret{Name: name, String: &value})
 }
 
 // putBinarySecret is putSecret for a SecretBinary value.
 func putBinarySecret(t testing.TB, name string, value []byte) {
 	t.Helper()
-	seed(t, map[string]any{"name": name, "binary": value})
+	seed(t, smfake.SeedSecret{Name: name, Binary: value})
 }
 
-func seed(t testing.TB, secret map[string]any) {
+func seed(t testing.TB, secret smfake.SeedSecret) {
 	t.Helper()
-	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", secret), fmt.Sprintf("seeding secret %v", secret["name"]))
+	requireNoErr(t, env.fakePost(context.Background(), "/_fake/secrets", secret), "seeding secret "+secret.Name)
 }
 
-// fault is the fake's fault-injection request.
-type fault struct {
-	Operation string `json:"operation,omitempty"`
-	SecretID  string `json:"secretId,omitempty"`
-	Code      string `json:"code,omitempty"`
-	Count     int    `json:"count,omitempty"`
-}
-
-func injectFault(t testing.TB, f fault) {
+// injectFault makes the fake fail or delay matching calls.
+func injectFault(t testing.TB, f smfake.FaultJSON) {
 	t.Helper()
 	requireNoErr(t, env.fakePost(context.Background(), "/_fake/faults", f), "injecting a fault")
 }
 
-// fakeRequest is one entry of the fake's request log.
-type fakeRequest struct {
-	Operation   string `json:"operation"`
-	SecretID    string `json:"secretId"`
-	AccessKeyID string `json:"accessKeyId"`
-	Code        string `json:"code"`
-	Status      int    `json:"status"`
-}
-
-func fakeRequests(t testing.TB) []fakeRequest {
+func fakeRequests(t testing.TB) []smfake.RequestJSON {
 	t.Helper()
-	var reqs []fakeRequest
+	var reqs []smfake.RequestJSON
 	requireNoErr(t, env.fakeGet(context.Background(), "/_fake/requests", &reqs), "reading the fake's request log")
 	return reqs
 }
 
-type assumedRole struct {
-	RoleARN     string `json:"roleArn"`
-	Subject     string `json:"subject"`
-	AccessKeyID string `json:"accessKeyId"`
-}
-
-func assumedRoles(t testing.TB) []assumedRole {
+func assumedRoles(t testing.TB) []smfake.RoleJSON {
 	t.Helper()
-	var roles []assumedRole
+	var roles []smfake.RoleJSON
 	requireNoErr(t, env.fakeGet(context.Background(), "/_fake/roles", &roles), "reading the fake's assumed roles")
 	return roles
 }
