@@ -168,7 +168,8 @@ func FuzzParseAnnotations(f *testing.F) {
 
 // FuzzHandler: through AdmissionReview JSON, every answer is well formed: a
 // denial carries a message, an allowed patch applies without removing
-// anything, and the patched pod sent again gets no patch.
+// anything and gives the pod that Apply makes, and the patched pod sent
+// again gets no patch.
 func FuzzHandler(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s.data, s.shape)
@@ -191,7 +192,22 @@ func FuzzHandler(f *testing.F) {
 			return
 		}
 		patched := applyPatch(t, raw, resp)
-		mustDecodePod(t, patched)
+		// The patch, computed from the views of the pod, must give exactly
+		// the pod that Apply makes of the whole.
+		want := mustDecodePod(t, raw)
+		want.Namespace = "shop"
+		if requested, _ := Requested(want); requested {
+			inj, errs := Parse(want, fuzzConfig(shape).DefaultRegion)
+			if len(errs) > 0 {
+				t.Fatalf("allowed, but Parse denies:\n%s", errorLines(errs))
+			}
+			if err := Apply(want, inj, fuzzConfig(shape)); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+		}
+		if diff := cmp.Diff(want, mustDecodePod(t, patched)); diff != "" {
+			t.Fatalf("the patched pod is not the mutated pod (-Apply +patched):\n%s", diff)
+		}
 		again := serve(t, wh, review(t, patched, admissionv1.Create, "shop", false))
 		if !again.Allowed || len(again.Patch) != 0 {
 			t.Fatalf("the patched pod sent again: allowed=%v patch=%s", again.Allowed, again.Patch)

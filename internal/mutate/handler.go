@@ -2,7 +2,6 @@ package mutate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,8 +22,9 @@ import (
 const Path = "/mutate-v1-pod"
 
 // Handler is the admission handler for pods, in controller-runtime's
-// defaulter shape: decode the pod, mutate a typed copy, marshal it, and let
-// PatchResponseFromRaw compute the patch. It is safe for concurrent use.
+// defaulter shape: decode the pod, mutate it, marshal it, and let
+// PatchResponseFromRaw compute the patch (from the part of the pod that the
+// webhook writes; see podView). It is safe for concurrent use.
 type Handler struct {
 	cfg     Config
 	metrics *Metrics
@@ -74,6 +73,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err != nil {
 		return h.fail(log, http.StatusBadRequest, ReasonDecode, fmt.Errorf("decoding the pod: %w", err))
 	}
+	arrivedNamespace := pod.Namespace
 	// Pods made by controllers arrive without a namespace.
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
@@ -98,10 +98,12 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	prepends := len(pod.Spec.InitContainers) > 0 && !slices.ContainsFunc(pod.Spec.InitContainers,
 		func(c corev1.Container) bool { return c.Name == InitContainerName })
+	before := newPodView(pod)
+	before.Metadata.Namespace = arrivedNamespace
 	if err := Apply(pod, inj, h.cfg); err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("mutating the pod: %w", err))
 	}
-	resp, err := h.patch(req.Object.Raw, pod, prepends)
+	resp, err := patch(before, pod, prepends)
 	if err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, err)
 	}
@@ -152,107 +154,4 @@ func (h *Handler) fail(log logr.Logger, code int32, reason string, err error) ad
 	h.metrics.count(ResultError, reason)
 	log.Error(err, "admission decision", "decision", ResultError, "reason", reason)
 	return admission.Errored(code, err)
-}
-
-// patch computes the JSON patch from the original object to the mutated pod.
-//
-// The patch library compares arrays position by position, so putting the
-// init container in front of existing ones would come out as a rewrite of
-// every init container, "remove" operations included. When the webhook
-// prepends, the patch therefore starts with one "add" at index 0, and the
-// rest is computed from the original with that container already in front.
-func (h *Handler) patch(raw []byte, pod *corev1.Pod, prepends bool) (admission.Response, error) {
-	marshaled, err := json.Marshal(pod)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("encoding the mutated pod: %w", err)
-	}
-	var first []jsonpatch.Operation
-	if prepends {
-		init, err := json.Marshal(pod.Spec.InitContainers[0])
-		if err != nil {
-			return admission.Response{}, fmt.Errorf("encoding the init container: %w", err)
-		}
-		if raw, err = prependInitContainer(raw, init); err != nil {
-			return admission.Response{}, err
-		}
-		first = append(first, jsonpatch.NewOperation("add", "/spec/initContainers/0", json.RawMessage(init)))
-	}
-	resp := admission.PatchResponseFromRaw(raw, marshaled)
-	if !resp.Allowed {
-		return admission.Response{}, fmt.Errorf("computing the patch: %s", resp.Result.Message)
-	}
-	if resp, err = h.dropRoundTripRemovals(raw, resp); err != nil {
-		return admission.Response{}, err
-	}
-	if len(first) > 0 {
-		resp.Patches = append(first, resp.Patches...)
-		pt := admissionv1.PatchTypeJSONPatch
-		resp.PatchType = &pt
-	}
-	return resp, nil
-}
-
-// prependInitContainer inserts an encoded container at the front of
-// spec.initContainers of an encoded pod. It works on raw JSON so that fields
-// this webhook does not know survive untouched.
-func prependInitContainer(raw, container []byte) ([]byte, error) {
-	var obj, spec map[string]json.RawMessage
-	var inits []json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("reading the pod: %w", err)
-	}
-	if err := json.Unmarshal(obj["spec"], &spec); err != nil {
-		return nil, fmt.Errorf("reading the pod spec: %w", err)
-	}
-	if err := json.Unmarshal(spec["initContainers"], &inits); err != nil {
-		return nil, fmt.Errorf("reading the init containers: %w", err)
-	}
-	inits = append([]json.RawMessage{container}, inits...)
-	var err error
-	if spec["initContainers"], err = json.Marshal(inits); err != nil {
-		return nil, fmt.Errorf("encoding the init containers: %w", err)
-	}
-	if obj["spec"], err = json.Marshal(spec); err != nil {
-		return nil, fmt.Errorf("encoding the pod spec: %w", err)
-	}
-	if raw, err = json.Marshal(obj); err != nil {
-		return nil, fmt.Errorf("encoding the pod: %w", err)
-	}
-	return raw, nil
-}
-
-// dropRoundTripRemovals drops "remove" operations that come only from
-// decoding and re-encoding the pod: fields this webhook's API version does
-// not know, which a newer API server sent. The webhook itself never removes
-// anything. (controller-runtime's defaulter does the same.)
-func (h *Handler) dropRoundTripRemovals(raw []byte, resp admission.Response) (admission.Response, error) {
-	isRemove := func(op jsonpatch.Operation) bool { return op.Operation == "remove" }
-	if !slices.ContainsFunc(resp.Patches, isRemove) {
-		return resp, nil
-	}
-	decoded, err := decodePod(raw)
-	if err != nil {
-		return resp, fmt.Errorf("decoding the pod again: %w", err)
-	}
-	roundTripped, err := json.Marshal(decoded)
-	if err != nil {
-		return resp, fmt.Errorf("encoding the decoded pod: %w", err)
-	}
-	ops, err := jsonpatch.CreatePatch(raw, roundTripped)
-	if err != nil {
-		return resp, fmt.Errorf("comparing the pod with its round trip: %w", err)
-	}
-	lost := map[string]bool{}
-	for _, op := range ops {
-		if isRemove(op) {
-			lost[op.Path] = true
-		}
-	}
-	resp.Patches = slices.DeleteFunc(resp.Patches, func(op jsonpatch.Operation) bool {
-		return isRemove(op) && lost[op.Path]
-	})
-	if len(resp.Patches) == 0 {
-		resp.PatchType = nil
-	}
-	return resp, nil
 }
