@@ -79,28 +79,26 @@ func containerViews(cs []corev1.Container) []corev1.Container {
 
 // patch answers with the JSON patch that turns the pod as it arrived into
 // the mutated pod: before is the view of the pod as it arrived, pod the
-// pod after Apply.
+// pod after Apply, and added tells whether Apply added the init container
+// (at index 0) rather than updating the one that was there.
 //
-// The patch library compares arrays position by position, so putting the
-// init container in front of existing ones would come out as a rewrite of
-// every init container. When the webhook prepends, the patch therefore starts
-// with one "add" at index 0, and the rest is computed from a view that has
-// the init container in front already.
-func patch(before *podView, pod *corev1.Pod, prepended bool) (admission.Response, error) {
-	var first []jsonpatch.Operation
-	if prepended {
-		init, err := json.Marshal(&pod.Spec.InitContainers[0])
-		if err != nil {
-			return admission.Response{}, fmt.Errorf("encoding the init container: %w", err)
-		}
-		first = append(first, jsonpatch.NewOperation("add", "/spec/initContainers/0", json.RawMessage(init)))
-		before.Spec.InitContainers = slices.Insert(before.Spec.InitContainers, 0, *pod.Spec.InitContainers[0].DeepCopy())
-	}
+// An added init container is left out of both views and put in place by a
+// last operation of its own: the operations computed from the views all
+// address the pod as it arrived, and the patch library, which compares arrays
+// position by position, would otherwise see every existing init container
+// change. Leaving it out also spares decoding it twice to find it new.
+func patch(before *podView, pod *corev1.Pod, added bool) (admission.Response, error) {
 	original, err := json.Marshal(before)
 	if err != nil {
 		return admission.Response{}, fmt.Errorf("encoding the pod as it arrived: %w", err)
 	}
 	after := newPodView(pod)
+	if added {
+		after.Spec.InitContainers = after.Spec.InitContainers[1:]
+		if len(after.Spec.InitContainers) == 0 {
+			after.Spec.InitContainers = nil
+		}
+	}
 	mutated, err := json.Marshal(after)
 	if err != nil {
 		return admission.Response{}, fmt.Errorf("encoding the mutated pod: %w", err)
@@ -112,11 +110,21 @@ func patch(before *podView, pod *corev1.Pod, prepended bool) (admission.Response
 	if err := checkPaths(resp.Patches, after); err != nil {
 		return admission.Response{}, err
 	}
-	if len(first) > 0 {
-		resp.Patches = append(first, resp.Patches...)
-		pt := admissionv1.PatchTypeJSONPatch
-		resp.PatchType = &pt
+	if !added {
+		return resp, nil
 	}
+	// Into the existing list, or as a new list of one.
+	path, value := "/spec/initContainers/0", any(&pod.Spec.InitContainers[0])
+	if len(before.Spec.InitContainers) == 0 {
+		path, value = "/spec/initContainers", pod.Spec.InitContainers[:1]
+	}
+	init, err := json.Marshal(value)
+	if err != nil {
+		return admission.Response{}, fmt.Errorf("encoding the init container: %w", err)
+	}
+	resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", path, json.RawMessage(init)))
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.PatchType = &pt
 	return resp, nil
 }
 
