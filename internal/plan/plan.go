@@ -215,7 +215,7 @@ func (p *Plan) Validate() error {
 	if err := ValidateDir(p.Dir); err != nil {
 		add("dir", "%v", err)
 	}
-	if p.Region != "" && !regionRE.MatchString(p.Region) {
+	if p.Region != "" && !isRegion(p.Region) {
 		add("region", "%q is not an AWS region name such as us-east-1", p.Region)
 	}
 	if len(p.Secrets) == 0 {
@@ -223,7 +223,7 @@ func (p *Plan) Validate() error {
 	}
 	seen := make(map[string]int, len(p.Secrets))
 	for i, s := range p.Secrets {
-		f := fmt.Sprintf("secrets[%d]", i)
+		f := "secrets[" + strconv.Itoa(i) + "]"
 		if err := ValidateName(s.File); err != nil {
 			add(f+".file", "%v", err)
 		} else if j, dup := seen[s.File]; dup {
@@ -242,10 +242,10 @@ func (p *Plan) Validate() error {
 		if s.VersionStage != "" && s.VersionID != "" {
 			add(f+".versionId", "cannot be combined with versionStage; set one or the other")
 		}
-		if s.VersionStage != "" && !stageRE.MatchString(s.VersionStage) {
+		if s.VersionStage != "" && !isStage(s.VersionStage) {
 			add(f+".versionStage", "%q is not a staging label (1-256 characters, no spaces)", s.VersionStage)
 		}
-		if s.VersionID != "" && !versionIDRE.MatchString(s.VersionID) {
+		if s.VersionID != "" && !isVersionID(s.VersionID) {
 			add(f+".versionId", "%q is not a version ID (32-64 letters, digits and '-')", s.VersionID)
 		}
 		if s.Mode != 0 && !s.Mode.allowed() {
@@ -263,17 +263,6 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
-var (
-	nameRE      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
-	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
-	stageRE     = regexp.MustCompile(`^[^\s]{1,256}$`)
-	versionIDRE = regexp.MustCompile(`^[A-Za-z0-9-]{32,64}$`)
-	// A secret name may hold letters, digits and /_+=.@- (AWS documents this
-	// set); 512 is AWS's own cap on a name.
-	secretNameRE = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
-	keySegmentRE = regexp.MustCompile(`^[^.\s]+$`)
-)
-
 // MaxNameLength is the longest file name: Kubernetes allows 63 characters
 // after an annotation prefix, and "secret-" takes 7 of them.
 const MaxNameLength = 63 - len("secret-")
@@ -289,7 +278,7 @@ func ValidateName(name string) error {
 	if len(name) > MaxNameLength {
 		return fmt.Errorf("%q is longer than %d characters", name, MaxNameLength)
 	}
-	if !nameRE.MatchString(name) {
+	if !isName(name) {
 		return fmt.Errorf("%q is not a valid file name; use letters, digits, '-', '_' and '.', starting and ending with a letter or digit", name)
 	}
 	return nil
@@ -317,7 +306,7 @@ func ValidateDir(dir string) error {
 // more non-empty segments without spaces.
 func ValidateKeyPath(key string) error {
 	for _, seg := range strings.Split(key, ".") {
-		if !keySegmentRE.MatchString(seg) {
+		if !isKeySegment(seg) {
 			return fmt.Errorf("%q is not a dotted JSON path such as db.password (segments must be non-empty, without spaces)", key)
 		}
 	}
@@ -383,16 +372,16 @@ func ParseARN(s string) (ARN, error) {
 	if parts[2] != "secretsmanager" {
 		problems = append(problems, fmt.Sprintf("service %q is not secretsmanager", parts[2]))
 	}
-	if !regionRE.MatchString(a.Region) {
+	if !isRegion(a.Region) {
 		problems = append(problems, fmt.Sprintf("region %q is not an AWS region name", a.Region))
 	}
-	if !accountRE.MatchString(a.AccountID) {
+	if !isAccountID(a.AccountID) {
 		problems = append(problems, fmt.Sprintf("account %q is not a 12-digit account ID", a.AccountID))
 	}
 	if parts[5] != "secret" {
 		problems = append(problems, fmt.Sprintf("resource type %q is not secret", parts[5]))
 	}
-	if !secretNameRE.MatchString(a.Name) {
+	if !isSecretName(a.Name) {
 		problems = append(problems, fmt.Sprintf("secret name %q is not valid (letters, digits and /_+=.@-)", a.Name))
 	}
 	if len(problems) > 0 {
@@ -400,8 +389,6 @@ func ParseARN(s string) (ARN, error) {
 	}
 	return a, nil
 }
-
-var accountRE = regexp.MustCompile(`^\d{12}$`)
 
 // ValidateSecretID checks a secret ID: a Secrets Manager ARN (full or
 // partial), or a secret name.
@@ -413,7 +400,7 @@ func ValidateSecretID(id string) error {
 		_, err := ParseARN(id)
 		return err
 	}
-	if !secretNameRE.MatchString(id) {
+	if !isSecretName(id) {
 		return fmt.Errorf("%q is not a secret name (1-512 letters, digits and /_+=.@-) or an ARN", id)
 	}
 	return nil
