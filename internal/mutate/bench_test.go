@@ -75,8 +75,8 @@ func benchPod() *corev1.Pod {
 }
 
 // BenchmarkHandler is the whole webhook for one pod: AdmissionReview bytes
-// in, through controller-runtime's HTTP handler (decode, handle, patch,
-// encode), response bytes out. No TLS or network.
+// in, through the Endpoint the server runs (decode, handle, patch, encode),
+// response bytes out. No TLS or network.
 //
 //	go test -run '^$' -bench BenchmarkHandler -benchmem ./internal/mutate/
 func BenchmarkHandler(b *testing.B) {

@@ -3,6 +3,7 @@ package mutate
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/go-logr/logr"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -158,9 +159,9 @@ func review(t testing.TB, raw []byte, op admissionv1.Operation, namespace string
 // authenticationUser is who creates pods for a Deployment.
 var authenticationUser = authenticationv1.UserInfo{Username: "system:serviceaccount:kube-system:replicaset-controller"}
 
-// serve sends AdmissionReview bytes through controller-runtime's webhook
-// HTTP handler, as the server does, and returns the decoded response.
-func serve(t testing.TB, wh *admission.Webhook, body []byte) admissionv1.AdmissionResponse {
+// serve sends AdmissionReview bytes through the Endpoint, as the server
+// does, and returns the decoded response.
+func serve(t testing.TB, wh http.Handler, body []byte) admissionv1.AdmissionResponse {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -179,13 +180,13 @@ func serve(t testing.TB, wh *admission.Webhook, body []byte) admissionv1.Admissi
 	return *out.Response
 }
 
-func newWebhook(t testing.TB, cfg Config, m *Metrics) *admission.Webhook {
+func newWebhook(t testing.TB, cfg Config, m *Metrics) *Endpoint {
 	t.Helper()
 	h, err := NewHandler(cfg, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &admission.Webhook{Handler: h}
+	return &Endpoint{Webhook: &admission.Webhook{Handler: h}, Log: logr.Discard()}
 }
 
 // patchOp is one JSON patch operation as the response carries it.

@@ -106,10 +106,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	srv := crwebhook.NewServer(crwebhook.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir})
-	srv.Register(mutate.Path, &crwebhook.Admission{
-		Handler: h,
-		// The handler logs each decision with the request's identity.
-		LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
+	srv.Register(mutate.Path, &mutate.Endpoint{
+		Webhook: &crwebhook.Admission{
+			Handler: h,
+			// The handler logs each decision with the request's identity.
+			LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
+		},
+		Log: log.WithName("admission"),
 	})
 
 	var healthLn net.Listener

@@ -1,0 +1,78 @@
+package mutate
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+)
+
+// TestEndpointRefuses: a request that is not a readable v1 AdmissionReview
+// gets an AdmissionReview whose status says what is wrong, and never reaches
+// the handler's counters.
+func TestEndpointRefuses(t *testing.T) {
+	raw := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"app"}]}}`)
+	v1 := string(review(t, raw, admissionv1.Create, "shop", false))
+	for _, tt := range []struct {
+		name, contentType, body string
+		wantCode                int32
+		wantMessage             string
+	}{
+		{"content type", "text/plain", v1, 400, `content type "text/plain" is not application/json`},
+		{"not JSON", "application/json", `{"apiVersion":`, 400, "decoding the AdmissionReview"},
+		{"v1beta1", "application/json", strings.Replace(v1, `"admission.k8s.io/v1"`, `"admission.k8s.io/v1beta1"`, 1), 400,
+			`got apiVersion "admission.k8s.io/v1beta1" kind "AdmissionReview"; this webhook reads admission.k8s.io/v1 AdmissionReview`},
+		{"another kind", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}`, 400, `kind "Pod"`},
+		{"no request", "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, 400, "the AdmissionReview has no request"},
+		{"too large", "application/json", `{"x":"` + strings.Repeat("a", maxReviewSize) + `"}`, 413, "larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, reg := newMetrics(t)
+			req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader([]byte(tt.body)))
+			req.Header.Set("Content-Type", tt.contentType)
+			rec := httptest.NewRecorder()
+			newWebhook(t, testConfig, m).ServeHTTP(rec, req)
+
+			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("HTTP %d %q, want 200 application/json (the status is in the review)", rec.Code, rec.Header().Get("Content-Type"))
+			}
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatalf("decoding the answer: %v", err)
+			}
+			if out.APIVersion != "admission.k8s.io/v1" || out.Kind != "AdmissionReview" || out.Response == nil {
+				t.Fatalf("answer %s, want an admission.k8s.io/v1 AdmissionReview with a response", rec.Body.Bytes())
+			}
+			r := out.Response
+			if r.Allowed || r.Result == nil || r.Result.Code != tt.wantCode || !strings.Contains(r.Result.Message, tt.wantMessage) {
+				t.Errorf("response %+v, want refused with code %d and a message containing %q", r.Result, tt.wantCode, tt.wantMessage)
+			}
+			if n := totalCount(t, reg); n != 0 {
+				t.Errorf("the handler counted %v pods, want none", n)
+			}
+		})
+	}
+}
+
+// totalCount sums secretfetch_webhook_pods_total over every label.
+func totalCount(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "secretfetch_webhook_pods_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
