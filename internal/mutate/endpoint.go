@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	sigsjson "sigs.k8s.io/json"
 )
@@ -29,9 +31,11 @@ var reviewKind = admissionv1.SchemeGroupVersion.WithKind("AdmissionReview")
 //
 // Endpoint reads the review itself rather than through Webhook.ServeHTTP,
 // whose universal decoder guesses between v1 and v1beta1 by scanning the
-// whole body once more for apiVersion and kind. That extra scan was a sixth
-// of the CPU time per pod; reading v1 directly, with the same
-// case-sensitive decoder, and refusing anything else costs one pass.
+// whole body once more for apiVersion and kind, and leaves the object as
+// bytes to decode again. Endpoint reads v1 only, with the same
+// case-sensitive decoder, and decodes the pod in the same pass (see
+// podReview). Reading a review went from six passes over the pod's bytes to
+// two: the check that the body is JSON, then the decoding.
 type Endpoint struct {
 	Webhook *admission.Webhook
 	// Log receives requests that could not be read; decisions are logged
@@ -67,18 +71,57 @@ func readReview(r *http.Request) (admission.Request, int32, error) {
 	if len(body) > maxReviewSize {
 		return admission.Request{}, http.StatusRequestEntityTooLarge, fmt.Errorf("the request body is larger than %d bytes", maxReviewSize)
 	}
+	if req, ok := readPodReview(body); ok {
+		return req, 0, nil
+	}
 	var review admissionv1.AdmissionReview
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil {
 		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
 	}
-	if gvk := review.GroupVersionKind(); gvk != reviewKind {
-		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("got apiVersion %q kind %q; this webhook reads %s %s",
-			review.APIVersion, review.Kind, reviewKind.GroupVersion(), reviewKind.Kind)
-	}
-	if review.Request == nil {
-		return admission.Request{}, http.StatusBadRequest, errors.New("the AdmissionReview has no request")
+	if err := checkReview(review.TypeMeta, review.Request != nil); err != nil {
+		return admission.Request{}, http.StatusBadRequest, err
 	}
 	return admission.Request{AdmissionRequest: *review.Request}, 0, nil
+}
+
+// podReview is an AdmissionReview whose object is decoded as a pod in the
+// same pass as the review: the only objects the webhook is sent are pods,
+// and a pod decoded on its own would be scanned twice more (once to skip
+// over it, once to check it before decoding).
+type podReview struct {
+	metav1.TypeMeta `json:",inline"`
+	Request         *struct {
+		admissionv1.AdmissionRequest
+		// Object replaces AdmissionRequest.Object: a field of the outer
+		// struct wins over one of the embedded struct.
+		Object *corev1.Pod `json:"object"`
+	} `json:"request"`
+}
+
+// readPodReview reads a review of a pod, with the pod in
+// req.Object.Object. It reports false for anything else, and leaves the
+// general decoder to return the error or a request for the handler to
+// skip.
+func readPodReview(body []byte) (admission.Request, bool) {
+	var review podReview
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil ||
+		checkReview(review.TypeMeta, review.Request != nil) != nil || review.Request.Object == nil {
+		return admission.Request{}, false
+	}
+	req := admission.Request{AdmissionRequest: review.Request.AdmissionRequest}
+	req.Object.Object = review.Request.Object
+	return req, true
+}
+
+func checkReview(tm metav1.TypeMeta, hasRequest bool) error {
+	if gvk := tm.GroupVersionKind(); gvk != reviewKind {
+		return fmt.Errorf("got apiVersion %q kind %q; this webhook reads %s %s",
+			tm.APIVersion, tm.Kind, reviewKind.GroupVersion(), reviewKind.Kind)
+	}
+	if !hasRequest {
+		return errors.New("the AdmissionReview has no request")
+	}
+	return nil
 }
 
 // writeReview answers with an admission.k8s.io/v1 AdmissionReview.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestEndpointRefuses: a request that is not a readable v1 AdmissionReview
@@ -75,4 +76,30 @@ func totalCount(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return n
+}
+
+// TestReadPodReview: a pod's review is read with the pod decoded in the same
+// pass; anything else is left to the general decoder.
+func TestReadPodReview(t *testing.T) {
+	raw := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"a":"b"}},"spec":{"containers":[{"name":"app"}]}}`)
+	req, ok := readPodReview(review(t, raw, admissionv1.Create, "shop", false))
+	if !ok {
+		t.Fatal("a pod's review was not read in one pass")
+	}
+	pod, isPod := req.Object.Object.(*corev1.Pod)
+	if !isPod || pod.Name != "p" || pod.Annotations["a"] != "b" || len(pod.Spec.Containers) != 1 || req.Namespace != "shop" || req.UID == "" {
+		t.Errorf("read %+v with object %+v; want the request and its pod", req.AdmissionRequest, req.Object.Object)
+	}
+
+	for name, body := range map[string]string{
+		"no object":  `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}`,
+		"not a pod":  `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","object":{"spec":{"containers":"x"}}}}`,
+		"v1beta1":    `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","object":{}}}`,
+		"no request": `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`,
+		"not JSON":   `{"apiVersion":`,
+	} {
+		if _, ok := readPodReview([]byte(body)); ok {
+			t.Errorf("%s: read as a pod's review, want left to the general decoder", name)
+		}
+	}
 }

@@ -40,6 +40,15 @@ func NewHandler(cfg Config, m *Metrics) (*Handler, error) {
 	return &Handler{cfg: cfg, metrics: m}, nil
 }
 
+// requestPod returns the request's pod: the one Endpoint decoded with the
+// review (req.Object.Object), or else one decoded from req.Object.Raw.
+func requestPod(req admission.Request) (*corev1.Pod, error) {
+	if pod, ok := req.Object.Object.(*corev1.Pod); ok && pod != nil {
+		return pod, nil
+	}
+	return decodePod(req.Object.Raw)
+}
+
 // decodePod decodes a pod the way the API server's own JSON decoder does:
 // field names match case-sensitively (so "Annotations" cannot pass for
 // "annotations") and numbers keep their integer types. The Handle checks
@@ -69,7 +78,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if req.Resource.Group != "" || req.Resource.Resource != "pods" || req.SubResource != "" {
 		return h.skip(log, ReasonNotPod)
 	}
-	pod, err := decodePod(req.Object.Raw)
+	pod, err := requestPod(req)
 	if err != nil {
 		return h.fail(log, http.StatusBadRequest, ReasonDecode, fmt.Errorf("decoding the pod: %w", err))
 	}

@@ -3,7 +3,6 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,9 +14,9 @@ import (
 )
 
 // podView is the part of a pod that the webhook writes, in the pod's own
-// JSON shape: the namespace (taken from the request), the annotations, the
-// volumes, the webhook's init container in full, and only the name and
-// volume mounts of every other container.
+// JSON shape: the namespace (taken from the request), the status annotation,
+// the secrets volume and the init container in full, the name of every other
+// volume, and the name and volume mounts of every other container.
 //
 // The patch is computed by controller-runtime from the views of the pod
 // before and after Apply, rather than from the whole documents. The answer is
@@ -29,12 +28,15 @@ import (
 //     no round-trip "remove" operations to filter out.
 //   - Arrays keep their length and order, so a path such as
 //     /spec/containers/1/volumeMounts/2 means the same in the view and in
-//     the pod. checkPaths makes sure that no operation touches the part of
-//     a container the view leaves out.
+//     the pod. checkPaths makes sure that no operation writes what a view
+//     leaves out.
 type podView struct {
 	Metadata struct {
-		Namespace   string            `json:"namespace,omitempty"`
-		Annotations map[string]string `json:"annotations,omitempty"`
+		Namespace string `json:"namespace,omitempty"`
+		// Annotations holds only AnnotationStatus. It is encoded even when
+		// empty, so that the status is added as one key: the pod has
+		// annotations already, since it opted in with one.
+		Annotations map[string]string `json:"annotations"`
 	} `json:"metadata"`
 	Spec struct {
 		Volumes        []corev1.Volume    `json:"volumes,omitempty"`
@@ -48,11 +50,18 @@ type podView struct {
 func newPodView(pod *corev1.Pod) *podView {
 	v := &podView{}
 	v.Metadata.Namespace = pod.Namespace
-	v.Metadata.Annotations = maps.Clone(pod.Annotations)
+	v.Metadata.Annotations = map[string]string{}
+	if status, ok := pod.Annotations[AnnotationStatus]; ok {
+		v.Metadata.Annotations[AnnotationStatus] = status
+	}
 	if pod.Spec.Volumes != nil {
 		v.Spec.Volumes = make([]corev1.Volume, len(pod.Spec.Volumes))
 		for i := range pod.Spec.Volumes {
-			pod.Spec.Volumes[i].DeepCopyInto(&v.Spec.Volumes[i])
+			if pod.Spec.Volumes[i].Name == VolumeName {
+				pod.Spec.Volumes[i].DeepCopyInto(&v.Spec.Volumes[i])
+			} else {
+				v.Spec.Volumes[i].Name = pod.Spec.Volumes[i].Name
+			}
 		}
 	}
 	v.Spec.InitContainers = containerViews(pod.Spec.InitContainers)
@@ -60,8 +69,8 @@ func newPodView(pod *corev1.Pod) *podView {
 	return v
 }
 
-// containerViews copies the webhook's init container in full, and the name
-// and volume mounts of every other container.
+// containerViews copies the init container in full, and the name and volume
+// mounts of every other container.
 func containerViews(cs []corev1.Container) []corev1.Container {
 	if cs == nil {
 		return nil
@@ -128,32 +137,44 @@ func patch(before *podView, pod *corev1.Pod, added bool) (admission.Response, er
 	return resp, nil
 }
 
-// checkPaths fails if an operation would write a part of a container that
-// the view leaves out: anything of another container but its volume mounts.
-// Apply never does; this keeps a future change to Apply from corrupting
-// pods quietly (the request fails instead, and with it the pod).
+// checkPaths fails if an operation would write what the view leaves out of
+// an element: anything of another volume, or anything of another container
+// but its volume mounts. Apply never does; this keeps a future change to
+// Apply from corrupting pods quietly (the request fails instead, and with it
+// the pod).
 func checkPaths(ops []jsonpatch.Operation, after *podView) error {
+	volumeName := func(v *corev1.Volume) string { return v.Name }
+	containerName := func(c *corev1.Container) string { return c.Name }
+	lists := []struct {
+		prefix, own, writable string
+		names                 []string
+	}{
+		{"/spec/volumes/", VolumeName, "", names(after.Spec.Volumes, volumeName)},
+		{"/spec/initContainers/", InitContainerName, "volumeMounts", names(after.Spec.InitContainers, containerName)},
+		{"/spec/containers/", InitContainerName, "volumeMounts", names(after.Spec.Containers, containerName)},
+	}
 	for _, op := range ops {
-		for _, list := range []struct {
-			prefix     string
-			containers []corev1.Container
-		}{
-			{"/spec/initContainers/", after.Spec.InitContainers},
-			{"/spec/containers/", after.Spec.Containers},
-		} {
-			rest, ok := strings.CutPrefix(op.Path, list.prefix)
+		for _, l := range lists {
+			rest, ok := strings.CutPrefix(op.Path, l.prefix)
 			if !ok {
 				continue
 			}
 			index, field, _ := strings.Cut(rest, "/")
-			i, err := strconv.Atoi(index)
-			if err == nil && i < len(list.containers) && list.containers[i].Name == InitContainerName {
+			if i, err := strconv.Atoi(index); err == nil && i < len(l.names) && l.names[i] == l.own {
 				continue
 			}
-			if field != "volumeMounts" && !strings.HasPrefix(field, "volumeMounts/") {
-				return fmt.Errorf("computing the patch: %s %s would write a part of a container that the webhook does not own", op.Operation, op.Path)
+			if l.writable == "" || (field != l.writable && !strings.HasPrefix(field, l.writable+"/")) {
+				return fmt.Errorf("computing the patch: %s %s would write a part of the pod that the webhook does not own", op.Operation, op.Path)
 			}
 		}
 	}
 	return nil
+}
+
+func names[E any](list []E, name func(*E) string) []string {
+	out := make([]string, len(list))
+	for i := range list {
+		out[i] = name(&list[i])
+	}
+	return out
 }

@@ -7,18 +7,25 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// TestCheckPaths: an operation may write anything of the webhook's own init
-// container, but only the volume mounts of any other container.
+// TestCheckPaths: an operation may write anything of the secrets volume and
+// the init container, nothing of another volume, and only the volume mounts
+// of another container.
 func TestCheckPaths(t *testing.T) {
 	after := &podView{}
 	after.Spec.InitContainers = []corev1.Container{{Name: InitContainerName}, {Name: "migrate"}}
 	after.Spec.Containers = []corev1.Container{{Name: "app"}}
+	after.Spec.Volumes = []corev1.Volume{{Name: "data"}, {Name: VolumeName}}
 	for _, tt := range []struct {
 		path string
 		ok   bool
 	}{
 		{"/metadata/annotations/secretfetch.io~1status", true},
-		{"/spec/volumes/2", true},
+		{"/spec/volumes", true},
+		{"/spec/volumes/1", true},
+		{"/spec/volumes/1/emptyDir/sizeLimit", true},
+		{"/spec/volumes/0", false},
+		{"/spec/volumes/0/name", false},
+		{"/spec/volumes/2", false},
 		{"/spec/initContainers", true},
 		{"/spec/initContainers/0", true},
 		{"/spec/initContainers/0/env/3/value", true},
