@@ -122,16 +122,13 @@ func patch(before *podView, pod *corev1.Pod, added bool) (admission.Response, er
 	if !added {
 		return resp, nil
 	}
-	// Into the existing list, or as a new list of one.
+	// Into the existing list, or as a new list of one. The value is encoded
+	// with the rest of the patch (Response.Complete).
 	path, value := "/spec/initContainers/0", any(&pod.Spec.InitContainers[0])
 	if len(before.Spec.InitContainers) == 0 {
 		path, value = "/spec/initContainers", pod.Spec.InitContainers[:1]
 	}
-	init, err := json.Marshal(value)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("encoding the init container: %w", err)
-	}
-	resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", path, json.RawMessage(init)))
+	resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", path, value))
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.PatchType = &pt
 	return resp, nil
