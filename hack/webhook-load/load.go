@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -137,12 +138,12 @@ func load(ctx context.Context, c config) (*summary, error) {
 	workers := make([]*worker, c.connections)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := newWorker(i, u.String(), roots, u.Hostname(), body, uidAt)
+		w := newWorker(i, u, roots, body, uidAt)
 		workers[i] = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer w.client.CloseIdleConnections()
+			defer w.close()
 			if slots == nil {
 				w.closedLoop(ctx, from, end)
 			} else {
@@ -288,14 +289,22 @@ func schedule(ctx context.Context, rate float64, start, end time.Time, missed *a
 }
 
 // worker owns one keep-alive HTTP/1.1 connection and its own statistics.
+// It writes each request whole and reads the answer on the same goroutine,
+// with no http.Transport in between: the generator shares the CPUs with the
+// webhook, and the Transport's two goroutines per connection, and the
+// hand-offs between them, cost it as much CPU per request as TLS did.
 type worker struct {
-	id     int
-	url    string
-	client *http.Client
-	body   []byte
-	uidAt  int
-	seq    uint64
-	resp   bytes.Buffer
+	id        int
+	addr      string // host:port
+	tlsConfig *tls.Config
+	conn      *tls.Conn // nil until dialled, and after an error
+	br        *bufio.Reader
+	// request is the whole HTTP request, headers and body; the UID sits at
+	// uidAt.
+	request []byte
+	uidAt   int
+	seq     uint64
+	resp    bytes.Buffer
 
 	requests, errors, patched int
 	errorKinds                map[string]int
@@ -304,37 +313,50 @@ type worker struct {
 	lastDone                  time.Time // when the last counted answer came
 }
 
-func newWorker(id int, url string, roots *x509.CertPool, serverName string, body []byte, uidAt int) *worker {
-	tr := &http.Transport{
-		DialContext: dialLoopback,
-		TLSClientConfig: &tls.Config{
-			RootCAs:    roots,
-			ServerName: serverName,
-			MinVersion: tls.VersionTLS12,
-		},
-		// One connection per worker, kept alive, HTTP/1.1: the run has
-		// exactly --connections connections.
-		MaxConnsPerHost:     1,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   false,
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
-		DisableCompression:  true,
-		// A review is about 15 KB. Large buffers send it in one write and
-		// read the answer in a few, instead of a TLS record and a syscall
-		// per 4 KB: the generator shares the CPUs with the webhook, so its
-		// own cost must stay small.
-		WriteBufferSize: 64 << 10,
-		ReadBufferSize:  64 << 10,
+func newWorker(id int, u *url.URL, roots *x509.CertPool, body []byte, uidAt int) *worker {
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: %d\r\n\r\n",
+		u.RequestURI(), u.Host, len(body))
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "443")
 	}
 	return &worker{
-		id:         id,
-		url:        url,
-		client:     &http.Client{Transport: tr, Timeout: requestTimeout},
-		body:       slices.Clone(body),
-		uidAt:      uidAt,
+		id:   id,
+		addr: addr,
+		tlsConfig: &tls.Config{
+			RootCAs:    roots,
+			ServerName: u.Hostname(),
+			MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"http/1.1"},
+		},
+		request:    append([]byte(head), body...),
+		uidAt:      len(head) + uidAt,
 		errorKinds: map[string]int{},
 	}
+}
+
+// close drops the connection; the next request dials a new one.
+func (w *worker) close() {
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn, w.br = nil, nil
+	}
+}
+
+func (w *worker) dial(ctx context.Context) error {
+	raw, err := dialLoopback(ctx, "tcp", w.addr)
+	if err != nil {
+		return err
+	}
+	conn := tls.Client(raw, w.tlsConfig)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	// A review is about 9 KB and an answer about 5 KB: one read of a
+	// large buffer takes a whole answer.
+	w.conn, w.br = conn, bufio.NewReaderSize(conn, 64<<10)
+	return nil
 }
 
 func (w *worker) closedLoop(ctx context.Context, from, end time.Time) {
@@ -375,7 +397,7 @@ type reviewResponse struct {
 // loop is the scheduled start.
 func (w *worker) send(ctx context.Context, started time.Time, record bool) {
 	w.seq++
-	uid := formatUID(w.body[w.uidAt:w.uidAt+len(uidPlaceholder)], uint32(w.id), w.seq)
+	uid := formatUID(w.request[w.uidAt:w.uidAt+len(uidPlaceholder)], uint32(w.id), w.seq)
 	kind, detail, patched := w.roundTrip(ctx, uid)
 	if !record {
 		return
@@ -397,21 +419,18 @@ func (w *worker) send(ctx context.Context, started time.Time, record bool) {
 }
 
 func (w *worker) roundTrip(ctx context.Context, uid string) (kind, detail string, patched bool) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(w.body))
-	if err != nil {
-		return "request", err.Error(), false
+	if w.conn == nil {
+		if err := w.dial(ctx); err != nil {
+			return "transport", err.Error(), false
+		}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := w.client.Do(req)
+	resp, err := w.exchange()
 	if err != nil {
+		w.close()
 		return "transport", err.Error(), false
 	}
-	w.resp.Reset()
-	_, err = w.resp.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return "transport", err.Error(), false
+	if resp.Close {
+		w.close()
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Sprintf("HTTP %d", resp.StatusCode), truncate(w.resp.String()), false
@@ -433,6 +452,27 @@ func (w *worker) roundTrip(ctx context.Context, uid string) (kind, detail string
 		return "denied", truncate(msg), false
 	}
 	return "", "", len(r.Response.Patch) > 0 && string(r.Response.Patch) != "null"
+}
+
+// exchange writes the request and reads the answer's body into w.resp.
+func (w *worker) exchange() (*http.Response, error) {
+	if err := w.conn.SetDeadline(time.Now().Add(requestTimeout)); err != nil {
+		return nil, err
+	}
+	if _, err := w.conn.Write(w.request); err != nil {
+		return nil, fmt.Errorf("writing the request: %w", err)
+	}
+	resp, err := http.ReadResponse(w.br, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	w.resp.Reset()
+	_, err = w.resp.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the answer's body: %w", err)
+	}
+	return resp, nil
 }
 
 // formatUID writes a UUID-shaped, per-request UID over dst (36 bytes) and
