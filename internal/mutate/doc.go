@@ -7,7 +7,9 @@
 // code that does) into a validated Injection and reports every problem at
 // once as a field.ErrorList. Apply is a pure, idempotent function of the pod,
 // the Injection and the webhook's Config. Handler adapts both to admission
-// requests and lets controller-runtime compute the JSON patch.
+// requests and lets controller-runtime compute the JSON patch, from the part
+// of the pod that Apply writes (podView). Endpoint serves Handler over HTTP,
+// reading each AdmissionReview and its pod in one pass.
 //
 // # Who owns the files
 //

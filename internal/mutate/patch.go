@@ -103,6 +103,9 @@ func patch(before *podView, pod *corev1.Pod, added bool) (admission.Response, er
 	}
 	after := newPodView(pod)
 	if added {
+		if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != InitContainerName {
+			return admission.Response{}, fmt.Errorf("computing the patch: the added init container %s is not the first", InitContainerName)
+		}
 		after.Spec.InitContainers = after.Spec.InitContainers[1:]
 		if len(after.Spec.InitContainers) == 0 {
 			after.Spec.InitContainers = nil
