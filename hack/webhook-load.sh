@@ -47,7 +47,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/webhook" ./
 go build -trimpath -o "$tmp/webhook-load" ./hack/webhook-load
 go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
 
-log "starting the webhook on 127.0.0.1:$PORT, GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT as in the Deployment (log: $tmp/webhook.log)"
+log "starting the webhook on 127.0.0.1:$PORT, GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT (the Deployment sets 400 and 200MiB) (log: $tmp/webhook.log)"
 GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT "$tmp/webhook" \
   --cert-dir "$tmp/certs" \
   --host 127.0.0.1 \

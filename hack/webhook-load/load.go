@@ -353,7 +353,7 @@ func (w *worker) dial(ctx context.Context) error {
 		raw.Close()
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
-	// A review is about 9 KB and an answer about 5 KB: one read of a
+	// A review is about 8 KB and an answer about 4 KB: one read of a
 	// large buffer takes a whole answer.
 	w.conn, w.br = conn, bufio.NewReaderSize(conn, 64<<10)
 	return nil
