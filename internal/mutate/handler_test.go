@@ -316,3 +316,36 @@ func TestDecodePodIsCaseSensitive(t *testing.T) {
 		t.Error("decodePod accepted an empty object")
 	}
 }
+
+// TestHandlerRawObject: a request whose pod comes as bytes (req.Object.Raw,
+// as controller-runtime's own webhook hands it over) is patched exactly like
+// one whose pod Endpoint decoded with the review.
+func TestHandlerRawObject(t *testing.T) {
+	wants, _ := filepath.Glob("testdata/*/want.yaml")
+	for _, file := range wants {
+		dir := filepath.Dir(file)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			in, raw := readPod(t, filepath.Join(dir, "in.yaml"))
+			want, _ := readPod(t, file)
+			h, err := NewHandler(caseConfig(t, dir), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+				UID: "u", Operation: admissionv1.Create, Namespace: in.Namespace,
+				Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+				Object:   runtime.RawExtension{Raw: raw},
+			}}
+			resp := h.Handle(context.Background(), req)
+			if err := resp.Complete(req); err != nil {
+				t.Fatal(err)
+			}
+			if !resp.Allowed {
+				t.Fatalf("denied: %+v", resp.Result)
+			}
+			if diff := cmp.Diff(want, mustDecodePod(t, applyPatch(t, raw, resp.AdmissionResponse))); diff != "" {
+				t.Errorf("patched pod (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
