@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +72,19 @@ type Options struct {
 	AttemptTimeout time.Duration
 	// OnRetry, when set, is called before each wait between two attempts,
 	// for logging. It may be called from several goroutines at once.
-	OnRetry func(s plan.Secret, attempt int, code string, err error, wait time.Duration)
+	OnRetry func(Retry)
+}
+
+// Retry describes the wait before the next attempt of one request.
+type Retry struct {
+	ID    string   // the secret ID asked for
+	Files []string // the files the request is for
+	// Attempt is how many attempts were made; Code and Err are the last
+	// one's failure.
+	Attempt int
+	Code    string
+	Err     error
+	Wait    time.Duration
 }
 
 // DefaultBackOff is jittered exponential backoff: about 200 ms, then doubling
@@ -207,6 +220,11 @@ func (e *Error) Unwrap() []error {
 // than one per restart of the init container; the values of the secrets that
 // did succeed are zeroed before it returns.
 //
+// Secrets that name the same secret ID, version and region share one
+// request (see requests), so that files cut from one JSON secret with
+// different keys always come from the same version of it, even while it is
+// being rotated.
+//
 // The deadline of ctx bounds everything, retries included.
 func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 	if o.Concurrency <= 0 {
@@ -254,27 +272,30 @@ func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 
 	results := make([]Result, len(p.Secrets))
 	failures := make([]*SecretError, len(p.Secrets))
-	work := make(chan int)
+	reqs := requests(p)
+	work := make(chan *request)
 	var wg sync.WaitGroup
-	for range min(o.Concurrency, len(p.Secrets)) {
+	for range min(o.Concurrency, len(reqs)) {
 		wg.Go(func() {
-			for i := range work {
-				s := p.Secrets[i]
-				c := clients[p.RegionFor(s)]
+			for r := range work {
+				c := clients[r.region]
 				if c.err != nil {
 					code := CodeUnknown
 					if errors.Is(c.err, ErrNoRegion) {
 						code = CodeMissingRegion
 					}
-					failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Err: fmt.Errorf("making a client: %w", c.err)}
+					for _, i := range r.secrets {
+						s := p.Secrets[i]
+						failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Err: fmt.Errorf("making a client: %w", c.err)}
+					}
 					continue
 				}
-				results[i], failures[i] = fetchOne(ctx, c.api, s, patterns[i], &o)
+				r.fetch(ctx, c.api, p, patterns, &o, results, failures)
 			}
 		})
 	}
-	for i := range p.Secrets {
-		work <- i
+	for _, r := range reqs {
+		work <- r
 	}
 	close(work)
 	wg.Wait()
@@ -292,39 +313,100 @@ func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 	return results, nil
 }
 
-// fetchOne fetches one secret with retries, then extracts and checks its
-// value.
-func fetchOne(ctx context.Context, api API, s plan.Secret, re *regexp.Regexp, o *Options) (Result, *SecretError) {
-	start := time.Now()
-	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.ID)}
-	if s.VersionStage != "" {
-		in.VersionStage = aws.String(s.VersionStage)
-	}
-	if s.VersionID != "" {
-		in.VersionId = aws.String(s.VersionID)
-	}
+// request is one GetSecretValue call, for every secret of the plan (by
+// index) that names the same secret ID and version in the same region.
+type request struct {
+	region  string
+	input   secretsmanager.GetSecretValueInput
+	secrets []int
+}
 
-	var (
-		attempts int
-		lastErr  error // the last answer of the service or the network
-	)
-	fail := func(code string, err error) (Result, *SecretError) {
-		return Result{}, &SecretError{ID: s.ID, File: s.File, Code: code, Attempts: attempts, Err: err}
+// requests groups the plan's secrets into requests, in plan order.
+func requests(p *plan.Plan) []*request {
+	type key struct{ region, id, stage, version string }
+	byKey := make(map[key]*request, len(p.Secrets))
+	var reqs []*request
+	for i, s := range p.Secrets {
+		k := key{p.RegionFor(s), s.ID, s.VersionStage, s.VersionID}
+		if r, ok := byKey[k]; ok {
+			r.secrets = append(r.secrets, i)
+			continue
+		}
+		r := &request{region: k.region, secrets: []int{i}}
+		r.input.SecretId = aws.String(s.ID)
+		if s.VersionStage != "" {
+			r.input.VersionStage = aws.String(s.VersionStage)
+		}
+		if s.VersionID != "" {
+			r.input.VersionId = aws.String(s.VersionID)
+		}
+		byKey[k] = r
+		reqs = append(reqs, r)
 	}
+	return reqs
+}
+
+// files lists the files a request is for.
+func (r *request) files(p *plan.Plan) []string {
+	files := make([]string, len(r.secrets))
+	for j, i := range r.secrets {
+		files[j] = p.Secrets[i].File
+	}
+	return files
+}
+
+// fetch makes the request, with retries, and fills in the result or the
+// failure of each of its secrets.
+func (r *request) fetch(ctx context.Context, api API, p *plan.Plan, patterns []*regexp.Regexp, o *Options,
+	results []Result, failures []*SecretError) {
+	start := time.Now()
+	out, attempts, code, err := r.call(ctx, api, p, o)
+	if err != nil {
+		for _, i := range r.secrets {
+			s := p.Secrets[i]
+			failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Attempts: attempts, Err: err}
+		}
+		return
+	}
+	// The SDK decoded SecretBinary for this request alone: each file gets
+	// a copy, and this one is zeroed once they have.
+	defer clear(out.SecretBinary)
+	for _, i := range r.secrets {
+		s := p.Secrets[i]
+		value, code, err := valueOf(out, s)
+		if err == nil && patterns[i] != nil && !patterns[i].Match(value) {
+			clear(value)
+			// The pattern is from the plan and not secret; the value is
+			// never shown, not even its length.
+			code, err = CodePatternMismatch, fmt.Errorf("the value does not match the pattern %q", s.Pattern)
+		}
+		if err != nil {
+			failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Attempts: attempts, Err: err}
+			continue
+		}
+		results[i] = Result{
+			Secret:    s,
+			VersionID: aws.ToString(out.VersionId),
+			Value:     value,
+			Attempts:  attempts,
+			Duration:  time.Since(start),
+		}
+	}
+}
+
+// call makes the request, retrying what can succeed until it does or ctx
+// ends. On failure it returns the code that explains it best.
+func (r *request) call(ctx context.Context, api API, p *plan.Plan, o *Options) (out *secretsmanager.GetSecretValueOutput, attempts int, code string, err error) {
 	if err := ctx.Err(); err != nil {
 		// Send nothing once the deadline has passed or a signal came.
-		code := CodeDeadline
-		if errors.Is(err, context.Canceled) {
-			code = CodeCanceled
-		}
-		return fail(code, fmt.Errorf("not started: %w", err))
+		return nil, 0, contextCode(err), fmt.Errorf("not started: %w", err)
 	}
-
+	var lastErr error // the last answer of the service or the network
 	op := func() (*secretsmanager.GetSecretValueOutput, error) {
 		attempts++
 		actx, cancel := context.WithTimeout(ctx, o.AttemptTimeout)
 		defer cancel()
-		out, err := api.GetSecretValue(actx, in)
+		out, err := api.GetSecretValue(actx, &r.input)
 		if err == nil {
 			return out, nil
 		}
@@ -341,44 +423,30 @@ func fetchOne(ctx context.Context, api API, s plan.Secret, re *regexp.Regexp, o 
 	}
 	notify := func(err error, wait time.Duration) {
 		if o.OnRetry != nil {
-			o.OnRetry(s, attempts, Code(err), err, wait)
+			o.OnRetry(Retry{ID: *r.input.SecretId, Files: r.files(p), Attempt: attempts, Code: Code(err), Err: err, Wait: wait})
 		}
 	}
-	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(o.NewBackOff(), ctx), notify)
-	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			code := CodeDeadline
-			if errors.Is(cerr, context.Canceled) {
-				code = CodeCanceled
-			}
-			if lastErr != nil {
-				// The last real answer (say ThrottlingException) explains
-				// more than "deadline exceeded" does.
-				code = Code(lastErr)
-				return fail(code, fmt.Errorf("giving up: %w; last error: %w", cerr, lastErr))
-			}
-			return fail(code, fmt.Errorf("giving up: %w", cerr))
-		}
-		return fail(Code(err), fmt.Errorf("calling GetSecretValue: %w", err))
+	out, err = backoff.RetryNotifyWithData(op, backoff.WithContext(o.NewBackOff(), ctx), notify)
+	if err == nil {
+		return out, attempts, "", nil
 	}
+	if cerr := ctx.Err(); cerr != nil {
+		if lastErr != nil {
+			// The last real answer (say ThrottlingException) explains
+			// more than "deadline exceeded" does.
+			return nil, attempts, Code(lastErr), fmt.Errorf("giving up: %w; last error: %w", cerr, lastErr)
+		}
+		return nil, attempts, contextCode(cerr), fmt.Errorf("giving up: %w", cerr)
+	}
+	return nil, attempts, Code(err), fmt.Errorf("calling GetSecretValue: %w", err)
+}
 
-	value, code, err := valueOf(out, s)
-	if err != nil {
-		return fail(code, err)
+// contextCode is the code of a context's error: a deadline, or a signal.
+func contextCode(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return CodeCanceled
 	}
-	if re != nil && !re.Match(value) {
-		clear(value)
-		// The pattern is from the plan and not secret; the value is never
-		// shown, not even its length.
-		return fail(CodePatternMismatch, fmt.Errorf("the value does not match the pattern %q", s.Pattern))
-	}
-	return Result{
-		Secret:    s,
-		VersionID: aws.ToString(out.VersionId),
-		Value:     value,
-		Attempts:  attempts,
-		Duration:  time.Since(start),
-	}, nil
+	return CodeDeadline
 }
 
 // valueOf returns the bytes to write for s from a GetSecretValue answer.
@@ -389,9 +457,8 @@ func valueOf(out *secretsmanager.GetSecretValueOutput, s plan.Secret) ([]byte, s
 		if s.Key != "" {
 			return nil, CodeNotJSON, fmt.Errorf("key %q needs a JSON SecretString, but the secret holds SecretBinary", s.Key)
 		}
-		// The SDK decoded this slice from base64 for us alone, so it can be
-		// handed out and zeroed.
-		return out.SecretBinary, "", nil
+		// A copy: several files may be cut from one answer.
+		return slices.Clone(out.SecretBinary), "", nil
 	case out.SecretString != nil:
 		whole = []byte(*out.SecretString)
 	default:

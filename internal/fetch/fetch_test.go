@@ -118,6 +118,7 @@ type stub struct {
 	inFlight int
 	maxIn    int
 	delay    time.Duration
+	handed   []*secretsmanager.GetSecretValueOutput // every answer given
 }
 
 type answer struct {
@@ -163,6 +164,9 @@ func (s *stub) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretV
 		if a.out.SecretBinary != nil {
 			out.SecretBinary = bytes.Clone(a.out.SecretBinary)
 		}
+		s.mu.Lock()
+		s.handed = append(s.handed, &out)
+		s.mu.Unlock()
 		return &out, nil
 	}
 	return nil, a.err
@@ -561,5 +565,85 @@ func TestSecretErrorMessage(t *testing.T) {
 	want := "secret prod/db (file db): AccessDeniedException after 1 attempt(s): denied"
 	if e.Error() != want {
 		t.Errorf("Error() = %q, want %q", e.Error(), want)
+	}
+}
+
+// TestFetchSharesRequests: secrets that name the same secret ID and version
+// in the same region share one GetSecretValue call, so that files cut from
+// one secret come from one version of it; each still gets its own value and
+// its own failure.
+func TestFetchSharesRequests(t *testing.T) {
+	const doc = `{"user":"admin","password":"s3cret"}`
+	blob := []byte{0x00, 0xff, 0x10}
+	s := newStub()
+	s.set("app/db", str(doc))
+	s.set("app/blob", bin(blob))
+	p := onePlan(
+		plan.Secret{File: "user", ID: "app/db", Key: "user"},
+		plan.Secret{File: "blob-a", ID: "app/blob"},
+		plan.Secret{File: "password", ID: "app/db", Key: "password"},
+		plan.Secret{File: "previous", ID: "app/db", Key: "user", VersionStage: "AWSPREVIOUS"},
+		plan.Secret{File: "whole", ID: "app/db"},
+		plan.Secret{File: "blob-b", ID: "app/blob"},
+	)
+	res, err := Fetch(context.Background(), p, stubOptions(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// app/db twice (AWSCURRENT, the default, and AWSPREVIOUS), app/blob once.
+	if db, blobs := s.count("app/db"), s.count("app/blob"); db != 2 || blobs != 1 {
+		t.Errorf("GetSecretValue called %d times for app/db and %d for app/blob, want 2 and 1", db, blobs)
+	}
+	want := map[string][]byte{"user": []byte("admin"), "password": []byte("s3cret"), "previous": []byte("admin"),
+		"whole": []byte(doc), "blob-a": blob, "blob-b": blob}
+	for i, r := range res {
+		if r.Secret != p.Secrets[i] {
+			t.Errorf("result %d is for %s, want %s (plan order)", i, r.Secret.File, p.Secrets[i].File)
+		}
+		if !bytes.Equal(r.Value, want[r.Secret.File]) {
+			t.Errorf("%s = %s, want %s", r.Secret.File, digest(r.Value), digest(want[r.Secret.File]))
+		}
+	}
+	// Two files from one binary answer hold copies of their own, and the
+	// SDK's slice is zeroed once both have them.
+	clear(res[1].Value)
+	if !bytes.Equal(res[5].Value, blob) {
+		t.Error("zeroing one file's value zeroed another's")
+	}
+	for _, out := range s.handed {
+		if out.SecretBinary != nil && !bytes.Equal(out.SecretBinary, make([]byte, len(blob))) {
+			t.Error("the SDK's SecretBinary was not zeroed")
+		}
+	}
+}
+
+func TestFetchSharedRequestFailsEachSecret(t *testing.T) {
+	s := newStub()
+	s.set("app/db", fail("ThrottlingException", 400), fail("AccessDeniedException", 400))
+	s.set("app/ok", str(`{"user":"admin"}`))
+	p := onePlan(
+		plan.Secret{File: "user", ID: "app/db", Key: "user"},
+		plan.Secret{File: "ok", ID: "app/ok", Key: "user", Pattern: "[0-9]+"},
+		plan.Secret{File: "password", ID: "app/db", Key: "password"},
+	)
+	var retries []string
+	o := stubOptions(s)
+	o.OnRetry = func(r Retry) { retries = append(retries, fmt.Sprintf("%s%v#%d", r.ID, r.Files, r.Attempt)) }
+	_, err := Fetch(context.Background(), p, o)
+	var fe *Error
+	if !errors.As(err, &fe) || len(fe.Failures) != 3 {
+		t.Fatalf("Fetch error = %v, want all 3 secrets failed", err)
+	}
+	wantFailures := []string{"user AccessDeniedException 2", "ok PatternMismatch 1", "password AccessDeniedException 2"}
+	for i, f := range fe.Failures {
+		if got := fmt.Sprintf("%s %s %d", f.File, f.Code, f.Attempts); got != wantFailures[i] {
+			t.Errorf("failure %d = %s, want %s", i, got, wantFailures[i])
+		}
+	}
+	if n := s.count("app/db"); n != 2 {
+		t.Errorf("GetSecretValue called %d times for app/db, want 2 (one throttled attempt, one denied)", n)
+	}
+	if want := "[app/db[user password]#1]"; fmt.Sprint(retries) != want {
+		t.Errorf("retries = %v, want %s", retries, want)
 	}
 }

@@ -133,14 +133,14 @@ func TestSDKThrottledTwiceThenSuccess(t *testing.T) {
 	_, version := create(t, fk, "app/db", smfake.Value{String: "s3cret"})
 	fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "app/db", Code: "ThrottlingException", Count: 2})
 	var retries []string
-	o.OnRetry = func(s plan.Secret, attempt int, code string, err error, wait time.Duration) {
-		retries = append(retries, fmt.Sprintf("%s#%d:%s", s.ID, attempt, code))
+	o.OnRetry = func(r Retry) {
+		retries = append(retries, fmt.Sprintf("%s%v#%d:%s", r.ID, r.Files, r.Attempt, r.Code))
 	}
 	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[app/db#1:ThrottlingException app/db#2:ThrottlingException]"; fmt.Sprint(retries) != want {
+	if want := "[app/db[db]#1:ThrottlingException app/db[db]#2:ThrottlingException]"; fmt.Sprint(retries) != want {
 		t.Errorf("retries = %v, want %s", retries, want)
 	}
 	var codes []string

@@ -191,9 +191,9 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		Concurrency: f.concurrency,
 		Clients:     st.clients,
 		NewBackOff:  st.newBackOff,
-		OnRetry: func(s plan.Secret, attempt int, code string, err error, wait time.Duration) {
-			log.Warn("retrying", "id", s.ID, "file", s.File, "code", code, "attempt", attempt,
-				"waitMs", wait.Milliseconds(), "error", err.Error())
+		OnRetry: func(r fetch.Retry) {
+			log.Warn("retrying", "id", r.ID, "files", r.Files, "code", r.Code, "attempt", r.Attempt,
+				"waitMs", r.Wait.Milliseconds(), "error", r.Err.Error())
 		},
 	})
 	var fe *fetch.Error
