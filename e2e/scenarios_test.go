@@ -26,15 +26,16 @@ func TestHappyPath(t *testing.T) {
 	putSecret(t, ns+"/json", `{"db":{"user":"app","password":"`+field+`"},"port":5432}`)
 	putBinarySecret(t, ns+"/binary", bin)
 
-	ann := annotations(map[string]string{"plain": ns + "/plain", "password": ns + "/json", "blob": ns + "/binary"},
-		map[string]string{"secretfetch.io/key-password": "db.password"})
+	// Two files from one JSON secret: one GetSecretValue call serves both.
+	ann := annotations(map[string]string{"plain": ns + "/plain", "password": ns + "/json", "user": ns + "/json", "blob": ns + "/binary"},
+		map[string]string{"secretfetch.io/key-password": "db.password", "secretfetch.io/key-user": "db.user"})
 	rollOut(t, ns, deployment("app", 2, ann, podSpec(true, e2eRoleARN)))
 
 	pods := runningPods(t, ns, "app")
 	if len(pods) != 2 {
 		t.Fatalf("got %d running pods, want 2", len(pods))
 	}
-	want := map[string][]byte{"plain": []byte(str), "password": []byte(field), "blob": bin}
+	want := map[string][]byte{"plain": []byte(str), "password": []byte(field), "user": []byte("app"), "blob": bin}
 	for _, p := range pods {
 		t.Run("files/"+p.Name, func(t *testing.T) {
 			l := readSecrets(t, ns, p.Name)
@@ -63,6 +64,21 @@ func TestHappyPath(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("one request per secret", func(t *testing.T) {
+		calls := map[string]int{}
+		for _, r := range fakeRequests(t) {
+			if r.Operation == "GetSecretValue" && r.Status == 200 {
+				calls[r.SecretID]++
+			}
+		}
+		// Every run of init-fetch fetches each secret once, whatever the
+		// number of runs: the JSON secret behind two files included.
+		if plain, json := calls[ns+"/plain"], calls[ns+"/json"]; plain < len(pods) || json != plain {
+			t.Errorf("the fake answered %d calls for %s/plain and %d for %s/json, want one each per pod (%d pods)",
+				plain, ns, json, ns, len(pods))
+		}
+	})
 
 	t.Run("init container", func(t *testing.T) {
 		p := pods[0]
