@@ -45,7 +45,7 @@ type API interface {
 // calls it once per distinct region of a plan.
 type ClientFunc func(region string) (API, error)
 
-// DefaultConcurrency is how many secrets are fetched at once unless
+// DefaultConcurrency is how many requests are made at once unless
 // Options.Concurrency says otherwise. Secrets Manager allows thousands of
 // GetSecretValue calls a second per account, so 8 is far from throttling and
 // already hides most of the per-request latency of a typical pod's handful of
@@ -58,7 +58,7 @@ const DefaultAttemptTimeout = 20 * time.Second
 
 // Options tune Fetch. The zero value is ready to use.
 type Options struct {
-	// Concurrency is the most secrets fetched at once; 0 means
+	// Concurrency is the most requests made at once; 0 means
 	// DefaultConcurrency.
 	Concurrency int
 	// Clients makes the client for a region; nil means SDKClients over
