@@ -102,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer, defaultTerminationLog string) (
 	fs.StringVar(&f.dir, "dir", "", "short form: the directory to write into (default "+plan.DefaultDir+")")
 	fs.Var(&f.secrets, "secret", "short form: NAME=ID, one file NAME from the secret ID (name or ARN); repeatable")
 	fs.StringVar(&f.region, "region", "", "short form: the AWS region for secrets given by name (default: the SDK's, e.g. $AWS_REGION)")
-	fs.IntVar(&f.concurrency, "concurrency", fetch.DefaultConcurrency, "how many secrets to fetch at once")
+	fs.IntVar(&f.concurrency, "concurrency", fetch.DefaultConcurrency, "how many GetSecretValue requests to make at once")
 	fs.DurationVar(&f.timeout, "timeout", DefaultTimeout, "deadline for the whole run, retries included")
 	fs.BoolVar(&f.allowNonTmpfs, "allow-non-tmpfs", false, "write into a directory that is not memory-backed; for local use only, never in a pod")
 	fs.StringVar(&f.terminationLog, "termination-log", defaultTerminationLog, "where to write the reason for a failure; by default only if the file exists")
