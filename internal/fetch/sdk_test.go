@@ -35,11 +35,20 @@ const opGet = "GetSecretValue"
 // except what LoadDefaultConfig reads anyway; isolateEnv blanks that.
 func fake(t testing.TB, opts ...smfake.Option) (*smfake.Server, Options) {
 	t.Helper()
+	fk, url := fakeServer(t, opts...)
+	return fk, Options{Clients: fakeClients(t, url, fk.Region()), NewBackOff: fastBackOff}
+}
+
+// fakeServer starts smfake on loopback, with the environment isolated, and
+// returns it with its URL, for tests that let the SDK's own configuration
+// find it.
+func fakeServer(t testing.TB, opts ...smfake.Option) (*smfake.Server, string) {
+	t.Helper()
 	isolateEnv(t)
 	fk := smfake.New(opts...)
 	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
-	return fk, Options{Clients: fakeClients(t, srv.URL, fk.Region()), NewBackOff: fastBackOff}
+	return fk, srv.URL
 }
 
 func fakeClients(t testing.TB, url, region string) ClientFunc {
@@ -284,10 +293,7 @@ func jwt(t *testing.T, claims map[string]any) string {
 // AssumeRoleWithWebIdentity (here the fake's), and signs GetSecretValue
 // with the temporary ASIA... key it gets back. Fetch is given no clients.
 func TestSDKCredentialsThroughIRSA(t *testing.T) {
-	isolateEnv(t)
-	fk := smfake.New()
-	srv := httptest.NewServer(fk)
-	defer srv.Close()
+	fk, url := fakeServer(t)
 	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
 
 	token := filepath.Join(t.TempDir(), "token")
@@ -304,8 +310,8 @@ func TestSDKCredentialsThroughIRSA(t *testing.T) {
 	const role = "arn:aws:iam::111122223333:role/checkout"
 	t.Setenv("AWS_ROLE_ARN", role)
 	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
-	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_ENDPOINT_URL_STS", url)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
 	t.Setenv("AWS_REGION", "us-east-1")
 
 	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), Options{NewBackOff: fastBackOff})
@@ -337,17 +343,14 @@ func TestSDKCredentialsThroughIRSA(t *testing.T) {
 }
 
 func TestSDKWrongSecretKeyIsPermanent(t *testing.T) {
-	isolateEnv(t)
-	fk := smfake.New()
-	srv := httptest.NewServer(fk)
-	defer srv.Close()
+	fk, url := fakeServer(t)
 	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(smfake.DefaultAccessKeyID, "wrong", "")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Options{Clients: SDKClients(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(srv.URL) }), NewBackOff: fastBackOff}
+	o := Options{Clients: SDKClients(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(url) }), NewBackOff: fastBackOff}
 	_, err = Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
 	var se *SecretError
 	if !errors.As(err, &se) || se.Attempts != 1 {
@@ -362,10 +365,7 @@ func TestSDKWrongSecretKeyIsPermanent(t *testing.T) {
 // AWS_CONTAINER_CREDENTIALS_FULL_URI. Here a loopback stand-in for the agent
 // hands out the fake's static keys.
 func TestSDKCredentialsThroughPodIdentity(t *testing.T) {
-	isolateEnv(t)
-	fk := smfake.New()
-	srv := httptest.NewServer(fk)
-	defer srv.Close()
+	fk, url := fakeServer(t)
 	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
 
 	const podToken = "pod-identity-token-value"
@@ -390,7 +390,7 @@ func TestSDKCredentialsThroughPodIdentity(t *testing.T) {
 	}
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.URL+"/v1/credentials")
 	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", tokenFile)
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
 	t.Setenv("AWS_REGION", "us-east-1")
 
 	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), Options{NewBackOff: fastBackOff})
@@ -413,12 +413,9 @@ func TestSDKCredentialsThroughPodIdentity(t *testing.T) {
 // webhook configures the init container: the fetch fails at once with
 // NoCredentials and never reaches Secrets Manager.
 func TestSDKNoPodCredentialsIsPermanent(t *testing.T) {
-	isolateEnv(t) // sets AWS_EC2_METADATA_DISABLED=true
-	fk := smfake.New()
-	srv := httptest.NewServer(fk)
-	defer srv.Close()
+	fk, url := fakeServer(t) // isolateEnv sets AWS_EC2_METADATA_DISABLED=true
 	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
-	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", srv.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
 	t.Setenv("AWS_REGION", "us-east-1")
 
 	_, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), Options{NewBackOff: fastBackOff})
