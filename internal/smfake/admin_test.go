@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -98,21 +97,13 @@ func adminCall(t *testing.T, method, url, body string, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, _, b := exchange(t, req)
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: decoding %s: %v", method, url, b, err)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 func TestAdminAPI(t *testing.T) {
@@ -222,14 +213,9 @@ func TestAdminAPIRejects(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			status, _, b := exchange(t, req)
+			if status != tt.want {
+				t.Errorf("status %d, want %d", status, tt.want)
 			}
 			if bytes.Contains(b, []byte(canary)) {
 				t.Error("the error answer reveals the value")

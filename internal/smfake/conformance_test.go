@@ -223,16 +223,7 @@ func replay(t *testing.T, url string, snap wireSnapshot) (int, http.Header, []by
 	if err := v4.NewSigner().SignHTTP(context.Background(), staticCreds, req, hex.EncodeToString(sum[:]), "secretsmanager", DefaultRegion, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return exchange(t, req)
 }
 
 // conform lists where got (the fake's JSON) has a member that want (the

@@ -117,14 +117,20 @@ func (rr rawRequest) send(t testing.TB, url string) (int, http.Header, []byte) {
 	if rr.after != nil {
 		rr.after(req)
 	}
+	return exchange(t, req)
+}
+
+// exchange sends req and returns the answer's status, header and body.
+func exchange(t testing.TB, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("sending %s: %v", rr.op, err)
+		t.Fatalf("sending %s %s: %v", req.Method, req.URL, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the answer to %s %s: %v", req.Method, req.URL, err)
 	}
 	return resp.StatusCode, resp.Header, b
 }

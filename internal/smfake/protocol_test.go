@@ -426,13 +426,9 @@ func TestProtocolRejectsOtherRequests(t *testing.T) {
 			if tt.target != "" {
 				req.Header.Set("X-Amz-Target", tt.target)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Amzn-ErrorType") != codeUnknownOperation {
-				t.Errorf("status %d, error type %q; want 400 %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), codeUnknownOperation)
+			status, header, _ := exchange(t, req)
+			if status != http.StatusBadRequest || header.Get("X-Amzn-ErrorType") != codeUnknownOperation {
+				t.Errorf("status %d, error type %q; want 400 %s", status, header.Get("X-Amzn-ErrorType"), codeUnknownOperation)
 			}
 		})
 	}

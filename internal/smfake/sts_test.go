@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -140,16 +139,13 @@ func TestSTSDefaultConfigChain(t *testing.T) {
 // postSTS sends a raw STS form and returns the status and body.
 func postSTS(t testing.TB, url string, form url.Values) (int, []byte) {
 	t.Helper()
-	resp, err := http.Post(url+"/", "application/x-www-form-urlencoded; charset=utf-8", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	status, _, b := exchange(t, req)
+	return status, b
 }
 
 func webIdentityForm(token string) url.Values {
