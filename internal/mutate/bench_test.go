@@ -1,11 +1,9 @@
 package mutate
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -96,11 +94,7 @@ func BenchmarkHandler(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		wh.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
+		if rec := post(wh, "application/json", body); rec.Code != http.StatusOK {
 			b.Fatalf("HTTP %d", rec.Code)
 		}
 	}

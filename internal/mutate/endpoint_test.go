@@ -1,10 +1,8 @@
 package mutate
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -34,10 +32,7 @@ func TestEndpointRefuses(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m, reg := newMetrics(t)
-			req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader([]byte(tt.body)))
-			req.Header.Set("Content-Type", tt.contentType)
-			rec := httptest.NewRecorder()
-			newWebhook(t, testConfig, m).ServeHTTP(rec, req)
+			rec := post(newWebhook(t, testConfig, m), tt.contentType, []byte(tt.body))
 
 			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
 				t.Fatalf("HTTP %d %q, want 200 application/json (the status is in the review)", rec.Code, rec.Header().Get("Content-Type"))

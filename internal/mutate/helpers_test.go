@@ -163,10 +163,7 @@ var authenticationUser = authenticationv1.UserInfo{Username: "system:serviceacco
 // does, and returns the decoded response.
 func serve(t testing.TB, wh http.Handler, body []byte) admissionv1.AdmissionResponse {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	wh.ServeHTTP(rec, req)
+	rec := post(wh, "application/json", body)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("HTTP status %d", rec.Code)
 	}
@@ -178,6 +175,16 @@ func serve(t testing.TB, wh http.Handler, body []byte) admissionv1.AdmissionResp
 		t.Fatal("the AdmissionReview has no response")
 	}
 	return *out.Response
+}
+
+// post sends body to wh at Path, as the API server does, and records the
+// answer.
+func post(wh http.Handler, contentType string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	wh.ServeHTTP(rec, req)
+	return rec
 }
 
 func newWebhook(t testing.TB, cfg Config, m *Metrics) *Endpoint {
