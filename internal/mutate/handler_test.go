@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap/zapcore"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,26 +25,42 @@ import (
 // counter reads one series of secretfetch_webhook_pods_total.
 func counter(t *testing.T, reg *prometheus.Registry, result, reason string) float64 {
 	t.Helper()
+	for _, m := range podSeries(t, reg) {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["result"] == result && labels["reason"] == reason {
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series result=%q reason=%q", result, reason)
+	return 0
+}
+
+// totalCount sums secretfetch_webhook_pods_total over every label.
+func totalCount(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	var n float64
+	for _, m := range podSeries(t, reg) {
+		n += m.GetCounter().GetValue()
+	}
+	return n
+}
+
+// podSeries gathers the series of secretfetch_webhook_pods_total.
+func podSeries(t *testing.T, reg *prometheus.Registry) []*dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "secretfetch_webhook_pods_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["result"] == result && labels["reason"] == reason {
-				return m.GetCounter().GetValue()
-			}
+		if mf.GetName() == "secretfetch_webhook_pods_total" {
+			return mf.GetMetric()
 		}
 	}
-	t.Fatalf("no series result=%q reason=%q", result, reason)
-	return 0
+	return nil
 }
 
 func newMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
