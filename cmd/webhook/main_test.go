@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/secretfetch/secretfetch/hack/certs/pki"
+	"github.com/secretfetch/secretfetch/internal/webhook/webhooktest"
 )
 
 func TestRunFlagErrors(t *testing.T) {
@@ -43,8 +42,8 @@ func TestRunFlagErrors(t *testing.T) {
 // the kubelet does, with SIGTERM.
 func TestRunSIGTERM(t *testing.T) {
 	dir := t.TempDir()
-	writeCert(t, dir)
-	port, health := freePort(t), freePort(t)
+	webhooktest.WriteCert(t, dir)
+	port, health := webhooktest.FreePort(t), webhooktest.FreePort(t)
 	done := make(chan error, 1)
 	go func() {
 		done <- run([]string{"--cert-dir=" + dir, fmt.Sprintf("--port=%d", port), "--init-image=secretfetch.local/init-fetch:dev",
@@ -82,26 +81,5 @@ func TestRunSIGTERM(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return after SIGTERM")
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func writeCert(t *testing.T, dir string) {
-	t.Helper()
-	bundle, err := pki.New(pki.Options{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bundle.WriteDir(dir); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -22,42 +22,13 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/secretfetch/secretfetch/hack/certs/pki"
 	"github.com/secretfetch/secretfetch/internal/mutate"
+	"github.com/secretfetch/secretfetch/internal/webhook/webhooktest"
 )
 
 func TestMain(m *testing.M) {
 	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	os.Exit(m.Run())
-}
-
-// writeCert writes a fresh CA-signed certificate for 127.0.0.1 as tls.crt
-// and tls.key in dir (hack/certs/pki, as the local overlays use), and returns
-// a pool that trusts its CA.
-func writeCert(t *testing.T, dir string) *x509.CertPool {
-	t.Helper()
-	bundle, err := pki.New(pki.Options{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bundle.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(bundle.CACert) {
-		t.Fatal("the CA certificate does not parse")
-	}
-	return pool
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // server is one Run of the webhook on loopback.
@@ -91,11 +62,11 @@ func (s *server) healthURL(p string) string {
 
 func testConfig(t *testing.T) (Config, *x509.CertPool) {
 	dir := t.TempDir()
-	pool := writeCert(t, dir)
+	pool := webhooktest.WriteCert(t, dir)
 	return Config{
-		CertDir: dir, Host: "127.0.0.1", Port: freePort(t),
-		HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		CertDir: dir, Host: "127.0.0.1", Port: webhooktest.FreePort(t),
+		HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
+		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
 		Mutate:                 mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"},
 	}, pool
 }
@@ -403,7 +374,7 @@ func TestRunReloadsCertificate(t *testing.T) {
 		t.Fatalf("the first certificate is not served: %v", err)
 	}
 
-	newPool := writeCert(t, cfg.CertDir) // a new key and certificate in place
+	newPool := webhooktest.WriteCert(t, cfg.CertDir) // a new key and certificate in place
 	deadline := time.Now().Add(30 * time.Second)
 	for served(newPool) != nil {
 		if time.Now().After(deadline) {
