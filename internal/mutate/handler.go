@@ -105,13 +105,12 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if len(errs) > 0 {
 		return h.deny(log, pod, errs)
 	}
-	adds := !slices.ContainsFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == InitContainerName })
 	before := newPodView(pod)
 	before.Metadata.Namespace = arrivedNamespace
 	if err := Apply(pod, inj, h.cfg); err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("mutating the pod: %w", err))
 	}
-	resp, err := patch(before, pod, adds)
+	resp, err := patch(before, pod)
 	if err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, err)
 	}

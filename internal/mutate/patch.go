@@ -88,15 +88,16 @@ func containerViews(cs []corev1.Container) []corev1.Container {
 
 // patch answers with the JSON patch that turns the pod as it arrived into
 // the mutated pod: before is the view of the pod as it arrived, pod the
-// pod after Apply, and added tells whether Apply added the init container
-// (at index 0) rather than updating the one that was there.
+// pod after Apply. The init container was added (at index 0) if the pod
+// arrived without one, and updated in place otherwise.
 //
 // An added init container is left out of both views and put in place by a
 // last operation of its own: the operations computed from the views all
 // address the pod as it arrived, and the patch library, which compares arrays
 // position by position, would otherwise see every existing init container
 // change. Leaving it out also spares decoding it twice to find it new.
-func patch(before *podView, pod *corev1.Pod, added bool) (admission.Response, error) {
+func patch(before *podView, pod *corev1.Pod) (admission.Response, error) {
+	added := !slices.ContainsFunc(before.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == InitContainerName })
 	original, err := json.Marshal(before)
 	if err != nil {
 		return admission.Response{}, fmt.Errorf("encoding the pod as it arrived: %w", err)
