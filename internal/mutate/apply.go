@@ -144,9 +144,10 @@ func initSecurityContext(uid, gid int64) *corev1.SecurityContext {
 // Apply mutates pod to fetch inj's secrets. It is a pure function of the
 // pod, inj and cfg, and idempotent: applied to its own result it changes
 // nothing, except that it copies the app containers' current AWS credential
-// settings into the init container again. Every edit is add-if-absent or an
-// update in place: no volume, mount, env var or container is duplicated or
-// removed, and what other webhooks added to the init container stays.
+// settings into the init container again. The init container is rebuilt
+// whole on every pass (see initContainer); every other edit is add-if-absent
+// or an update in place: no volume, mount, env var or container is
+// duplicated or removed.
 //
 // inj is used as Parse returned it.
 func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
@@ -159,26 +160,7 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 	}
 	size := volumeSize(cfg, len(inj.Plan.Secrets))
 	ensureVolume(pod, size)
-
-	init := ensureInitContainer(pod)
-	init.Image = cfg.InitImage
-	init.Command = []string{InitCommand}
-	init.ImagePullPolicy = corev1.PullIfNotPresent
-	init.TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
-	init.SecurityContext = initSecurityContext(inj.UID, inj.GID)
-	init.Resources = initResources(size)
-	setEnv(init, plan.EnvVar, encoded)
-	if cfg.SecretsManagerEndpoint != "" {
-		setEnv(init, EnvSecretsManagerEndpoint, cfg.SecretsManagerEndpoint)
-	}
-	if cfg.STSEndpoint != "" {
-		setEnv(init, EnvSTSEndpoint, cfg.STSEndpoint)
-	}
-	if !cfg.AllowNodeCredentials {
-		setEnv(init, EnvNoInstanceMetadata, "true")
-	}
-	copyCredentials(pod, init)
-	setVolumeMount(init, inj.Plan.Dir, false)
+	setInitContainer(pod, initContainer(pod, inj, cfg, encoded, size))
 
 	for _, name := range inj.Readers {
 		if c, _ := containerAt(pod, name); c != nil {
@@ -205,18 +187,54 @@ func ensureVolume(pod *corev1.Pod, size resource.Quantity) {
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: src})
 }
 
-// ensureInitContainer returns the init container, adding it first when it is
-// absent. An existing one stays where it is: another webhook may have put its
-// own init container in front since, and moving ours back on reinvocation
-// would only make the two webhooks fight over the first slot.
-func ensureInitContainer(pod *corev1.Pod) *corev1.Container {
+// initContainer builds the init container whole, from the plan and the
+// settings, plus the AWS credential settings and token mount it copies from
+// the app containers. Nothing of a container already named
+// InitContainerName survives: a pod could otherwise declare one with
+// restartPolicy: Always (a sidecar, so the app starts before the files
+// exist), extra args such as --allow-non-tmpfs, envFrom, probes or extra
+// mounts, and the webhook would fill in the rest and vouch for it.
+func initContainer(pod *corev1.Pod, inj *Injection, cfg Config, encoded string, size resource.Quantity) corev1.Container {
+	init := corev1.Container{
+		Name:    InitContainerName,
+		Image:   cfg.InitImage,
+		Command: []string{InitCommand},
+		// The API server's default, set here so that a reinvocation finds
+		// the container it built and changes nothing.
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		SecurityContext:          initSecurityContext(inj.UID, inj.GID),
+		Resources:                initResources(size),
+	}
+	setEnv(&init, plan.EnvVar, encoded)
+	if cfg.SecretsManagerEndpoint != "" {
+		setEnv(&init, EnvSecretsManagerEndpoint, cfg.SecretsManagerEndpoint)
+	}
+	if cfg.STSEndpoint != "" {
+		setEnv(&init, EnvSTSEndpoint, cfg.STSEndpoint)
+	}
+	if !cfg.AllowNodeCredentials {
+		setEnv(&init, EnvNoInstanceMetadata, "true")
+	}
+	setVolumeMount(&init, inj.Plan.Dir, false)
+	copyCredentials(pod, &init)
+	return init
+}
+
+// setInitContainer puts c in place of the init container of its name, or
+// first when there is none. An existing one keeps its place: another webhook
+// may have put its own init container in front since, and moving ours back
+// on reinvocation would only make the two webhooks fight over the first
+// slot.
+func setInitContainer(pod *corev1.Pod, c corev1.Container) {
 	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == InitContainerName {
-			return &pod.Spec.InitContainers[i]
+		if pod.Spec.InitContainers[i].Name == c.Name {
+			pod.Spec.InitContainers[i] = c
+			return
 		}
 	}
-	pod.Spec.InitContainers = append([]corev1.Container{{Name: InitContainerName}}, pod.Spec.InitContainers...)
-	return &pod.Spec.InitContainers[0]
+	pod.Spec.InitContainers = append([]corev1.Container{c}, pod.Spec.InitContainers...)
 }
 
 // setEnv sets a literal variable, replacing every entry of that name (the
@@ -246,16 +264,18 @@ func literalEnv(c *corev1.Container, name string) (string, bool) {
 	return v, ok
 }
 
-// setVolumeMount mounts the secrets volume at dir, or moves the existing
-// mount of it there.
+// setVolumeMount mounts the secrets volume at dir, or replaces the existing
+// mount of it whole (no subPath, propagation or other setting of the pod's
+// survives). Parse has refused a second mount of it in one container.
 func setVolumeMount(c *corev1.Container, dir string, readOnly bool) {
+	m := corev1.VolumeMount{Name: VolumeName, MountPath: dir, ReadOnly: readOnly}
 	for i := range c.VolumeMounts {
 		if c.VolumeMounts[i].Name == VolumeName {
-			c.VolumeMounts[i].MountPath, c.VolumeMounts[i].ReadOnly = dir, readOnly
+			c.VolumeMounts[i] = m
 			return
 		}
 	}
-	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: VolumeName, MountPath: dir, ReadOnly: readOnly})
+	c.VolumeMounts = append(c.VolumeMounts, m)
 }
 
 // copyCredentials copies the IRSA and EKS Pod Identity settings of the

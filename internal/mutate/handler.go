@@ -87,7 +87,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if pod.Namespace == "" {
 		pod.Namespace = req.Namespace
 	}
-	log = log.WithValues("name", pod.Name, "generateName", pod.GenerateName)
+	// The API server validates names only after mutating admission: bound
+	// them in the log (253 bytes is the longest valid name).
+	log = log.WithValues("name", truncate(pod.Name, 253), "generateName", truncate(pod.GenerateName, 253))
 
 	requested, ferr := Requested(pod)
 	if ferr != nil {
@@ -101,9 +103,17 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	_, injectedBefore := pod.Annotations[AnnotationStatus]
 
+	// Once the API server has given up on the request, nobody reads the
+	// answer: stop between the steps rather than finish the work.
+	if err := ctx.Err(); err != nil {
+		return h.fail(log, http.StatusServiceUnavailable, ReasonCanceled, fmt.Errorf("before parsing the pod: %w", err))
+	}
 	inj, errs := Parse(pod, h.cfg.DefaultRegion)
 	if len(errs) > 0 {
 		return h.deny(log, pod, errs)
+	}
+	if err := ctx.Err(); err != nil {
+		return h.fail(log, http.StatusServiceUnavailable, ReasonCanceled, fmt.Errorf("before mutating the pod: %w", err))
 	}
 	before := newPodView(pod)
 	before.Metadata.Namespace = arrivedNamespace
@@ -135,22 +145,24 @@ func (h *Handler) skip(log logr.Logger, reason string) admission.Response {
 	return admission.Allowed("")
 }
 
-// deny refuses the pod with one message that names every problem, and the
-// same problems as structured causes.
+// deny refuses the pod with one message that names its problems, and the
+// same problems as structured causes: the first maxCauses of them, each
+// bounded (see denialMessage), so that neither the answer nor the logged
+// line grows with what a pod sends.
 func (h *Handler) deny(log logr.Logger, pod *corev1.Pod, errs field.ErrorList) admission.Response {
 	reason := ReasonPodSpec
 	if slices.ContainsFunc(errs, func(e *field.Error) bool { return strings.HasPrefix(e.Field, annotationsPath.String()) }) {
 		reason = ReasonAnnotations
 	}
 	h.metrics.count(ResultDenied, reason)
-	msg := "secretfetch: " + errs.ToAggregate().Error()
-	log.Info("admission decision", "decision", ResultDenied, "reason", reason, "message", msg)
+	msg, shown := denialMessage(errs)
+	log.Info("admission decision", "decision", ResultDenied, "reason", reason, "problems", len(errs), "message", msg)
 
 	resp := admission.Denied(msg)
-	details := &metav1.StatusDetails{Kind: "Pod", Name: pod.Name}
-	for _, e := range errs {
+	details := &metav1.StatusDetails{Kind: "Pod", Name: truncate(pod.Name, maxCauseBytes)}
+	for _, e := range shown {
 		details.Causes = append(details.Causes, metav1.StatusCause{
-			Type: metav1.CauseType(e.Type), Message: e.ErrorBody(), Field: e.Field,
+			Type: metav1.CauseType(e.Type), Message: truncate(e.ErrorBody(), maxCauseBytes), Field: truncate(e.Field, maxCauseBytes),
 		})
 	}
 	resp.Result.Details = details

@@ -37,13 +37,16 @@ const (
 	// Error: the request could not be decoded; the webhook failed.
 	ReasonDecode   = "decode"
 	ReasonInternal = "internal"
+	// ReasonCanceled: the request's context ended (the API server gave up)
+	// before the webhook finished.
+	ReasonCanceled = "canceled"
 )
 
 var allOutcomes = map[string][]string{
 	ResultInjected: {ReasonNew, ReasonRefreshed, ReasonUnchanged},
 	ResultSkipped:  {ReasonNotCreate, ReasonNotPod, ReasonNotRequested, ReasonOptedOut},
 	ResultDenied:   {ReasonAnnotations, ReasonPodSpec},
-	ResultError:    {ReasonDecode, ReasonInternal},
+	ResultError:    {ReasonDecode, ReasonInternal, ReasonCanceled},
 }
 
 // Metrics counts the webhook's decisions.

@@ -71,7 +71,13 @@ type secretKeys struct {
 // validated Injection. It reports every problem it finds, not only the
 // first: one field.Error per bad annotation, and for the pod spec the field
 // to set. defaultRegion is the webhook's --default-region ("" for none).
+//
+// A pod beyond the webhook's limits (see checkLimits) gets one problem, the
+// limit, and no further parsing.
 func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) {
+	if err := checkLimits(pod); err != nil {
+		return nil, field.ErrorList{err}
+	}
 	var errs field.ErrorList
 	secrets := map[string]*secretKeys{}
 	region, mountPath, containers := "", plan.DefaultDir, ""
@@ -217,8 +223,11 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 	readers, readerErrs := selectReaders(pod, containers, hasContainers)
 	errs = append(errs, readerErrs...)
 	errs = append(errs, reservedNames(pod)...)
-	if len(readerErrs) == 0 && mountPathOK {
-		errs = append(errs, mountCollisions(pod, readers, mountPath)...)
+	if len(readerErrs) == 0 {
+		errs = append(errs, foreignMounts(pod, readers)...)
+		if mountPathOK {
+			errs = append(errs, mountCollisions(pod, readers, mountPath)...)
+		}
 	}
 
 	// The plan package owns the checks that have no exported function
@@ -227,6 +236,11 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 	// annotations not already reported above.
 	encoded, err := plan.Encode(&p)
 	errs = append(errs, planErrors(err, names, secrets, errs)...)
+	if len(encoded) > MaxPlanBytes {
+		errs = append(errs, field.Invalid(annotationsPath, omit, fmt.Sprintf(
+			"these annotations make a plan of %d bytes, and the init container can start with at most %d (one environment variable); use fewer or shorter secrets, keys and patterns",
+			len(encoded), MaxPlanBytes)))
+	}
 
 	inj := &Injection{Plan: p, Readers: readers, encoded: encoded}
 	if len(readerErrs) == 0 && !modeErrors {
@@ -390,18 +404,28 @@ func selectReaders(pod *corev1.Pod, list string, set bool) ([]string, field.Erro
 		}
 		return readers, nil
 	}
+	// Each problem quotes its own entry, never the whole list: a list of
+	// thousands of bad entries, each quoting the list, made answers of
+	// tens of megabytes. checkLimits has bounded the number of entries.
 	fp := annotationPath(AnnotationContainers)
 	var errs field.ErrorList
 	var readers []string
+	emptyReported, has := false, ""
 	for _, raw := range strings.Split(list, ",") {
 		name := strings.TrimSpace(raw)
 		switch c, _ := containerAt(pod, name); {
 		case name == "":
-			errs = append(errs, field.Invalid(fp, list, "an entry is empty; list container names separated by commas"))
+			if !emptyReported {
+				errs = append(errs, field.Invalid(fp, list, "an entry is empty; list container names separated by commas"))
+				emptyReported = true
+			}
 		case name == InitContainerName:
-			errs = append(errs, field.Invalid(fp, list, fmt.Sprintf("%s is the webhook's own init container; list the containers that read the secrets", InitContainerName)))
+			errs = append(errs, field.Invalid(fp, name, fmt.Sprintf("%s is the webhook's own init container; list the containers that read the secrets", InitContainerName)))
 		case c == nil:
-			errs = append(errs, field.Invalid(fp, list, fmt.Sprintf("%q names no container or init container in this pod (it has %s)", name, quoteList(containerNames(pod)))))
+			if has == "" {
+				has = quoteList(containerNames(pod))
+			}
+			errs = append(errs, field.Invalid(fp, name, fmt.Sprintf("names no container or init container in this pod (it has %s)", has)))
 		case slices.Contains(readers, name):
 			errs = append(errs, field.Duplicate(fp, name))
 		default:
@@ -443,6 +467,44 @@ func reservedNames(pod *corev1.Pod) field.ErrorList {
 	return errs
 }
 
+// foreignMounts refuses a mount of the secrets volume that the webhook did
+// not make: one in a container that is not a reader (it would see the files
+// the pod owner did not give it, or write them), or a second one in a
+// reader (it could be read-write, or at another path). The one mount in each
+// reader is the webhook's to set, read-only, at the mount path.
+func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
+	var errs field.ErrorList
+	check := func(cs []corev1.Container, base *field.Path) {
+		for i := range cs {
+			c := &cs[i]
+			if c.Name == InitContainerName {
+				continue // rebuilt by Apply
+			}
+			reader, mounts := slices.Contains(readers, c.Name), 0
+			for j, m := range c.VolumeMounts {
+				if m.Name != VolumeName {
+					continue
+				}
+				mounts++
+				mp := base.Index(i).Child("volumeMounts").Index(j)
+				switch {
+				case !reader:
+					errs = append(errs, field.Forbidden(mp, fmt.Sprintf(
+						"container %q mounts the secrets volume %s, but it is not one of the containers that read the secrets; remove the mount, or list the container in %s",
+						c.Name, VolumeName, AnnotationContainers)))
+				case mounts > 1:
+					errs = append(errs, field.Forbidden(mp, fmt.Sprintf(
+						"container %q mounts the secrets volume %s more than once; the webhook makes the one read-only mount itself, so remove this one",
+						c.Name, VolumeName)))
+				}
+			}
+		}
+	}
+	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"))
+	check(pod.Spec.Containers, field.NewPath("spec", "containers"))
+	return errs
+}
+
 // mountCollisions refuses a mount path that equals, contains or lies inside
 // a path the reader already mounts something at: one of the two mounts
 // would hide the other.
@@ -463,14 +525,6 @@ func mountCollisions(pod *corev1.Pod, readers []string, mountPath string) field.
 		}
 	}
 	return errs
-}
-
-func quoteList(items []string) string {
-	q := make([]string, len(items))
-	for i, s := range items {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, ", ")
 }
 
 func plural(n int, one, many string) string {

@@ -1,0 +1,316 @@
+package mutate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// maxDenialBytes is what a denial may weigh on the wire, its causes
+// included: a few KB, whatever the pod sent.
+const maxDenialBytes = 16 << 10
+
+// TestHostilePods sends pods that once cost the webhook time and memory far
+// beyond their size. Each must be denied with one message that names the
+// limit or the bad entry, in an answer of a few KB.
+func TestHostilePods(t *testing.T) {
+	manyKeys := func(n int) map[string]string {
+		m := map[string]string{}
+		for i := range n {
+			m[fmt.Sprintf("%sunknown-%d", Prefix, i)] = "x"
+		}
+		return m
+	}
+	tests := []struct {
+		name string
+		ann  map[string]string
+		want []string // substrings of the message
+	}{
+		{
+			// 8.6 KB in; it was a 65 MB answer, each empty entry quoting the list.
+			name: "containers of 8,000 commas",
+			ann:  map[string]string{SecretPrefix + "db": "prod/db", AnnotationContainers: strings.Repeat(",", 8000)},
+			want: []string{"lists 8001 entries; it may list at most 128 containers"},
+		},
+		{
+			// Minutes of CPU in the aggregate's quadratic de-duplication.
+			name: "20,000 unknown keys",
+			ann:  manyKeys(20000),
+			want: []string{"the pod has 20001 secretfetch.io/ annotations; it may have at most 256"},
+		},
+		{
+			name: "values beyond the byte limit",
+			ann:  map[string]string{SecretPrefix + "db": "prod/db", PatternPrefix + "db": strings.Repeat("a", 70000)},
+			want: []string{"take 70081 bytes (keys and values); a pod may use at most 65536"},
+		},
+		{
+			// Under every annotation limit, but JSON escapes each '<' to six
+			// bytes: the plan would not fit in one environment variable.
+			name: "plan too large to start",
+			ann:  map[string]string{SecretPrefix + "db": "prod/db", PatternPrefix + "db": strings.Repeat("<", 15000)},
+			want: []string{"make a plan of 90", "the init container can start with at most 65536"},
+		},
+		{
+			// Under the entry limit, each bad entry is quoted once, and only
+			// the first problems are listed.
+			name: "many bad container names",
+			ann: map[string]string{SecretPrefix + "db": "prod/db",
+				AnnotationContainers: badNames(120)},
+			want: []string{`names no container or init container in this pod (it has "migrate", "app", "sidecar")`, " more]"},
+		},
+		{
+			name: "empty entries are reported once",
+			ann:  map[string]string{SecretPrefix + "db": "prod/db", AnnotationContainers: ",app,,"},
+			want: []string{"an entry is empty"},
+		},
+	}
+	wh := newWebhook(t, testConfig, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := basePod()
+			for k, v := range tt.ann {
+				pod.Annotations[k] = v
+			}
+			raw, err := json.Marshal(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := post(wh, "application/json", review(t, raw, admissionv1.Create, pod.Namespace, false))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("HTTP %d", rec.Code)
+			}
+			if n := rec.Body.Len(); n > maxDenialBytes {
+				t.Errorf("the answer is %d bytes, want at most %d", n, maxDenialBytes)
+			}
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+				t.Fatal(err)
+			}
+			resp := out.Response
+			if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusForbidden {
+				t.Fatalf("allowed=%v result=%+v, want a 403 denial", resp.Allowed, resp.Result)
+			}
+			msg := resp.Result.Message
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message %.300q... does not say %q", msg, w)
+				}
+			}
+			if n := strings.Count(msg, "an entry is empty"); n > 1 {
+				t.Errorf("the empty entry is reported %d times, want once", n)
+			}
+			if n := len(resp.Result.Details.Causes); n > maxCauses {
+				t.Errorf("%d causes, want at most %d", n, maxCauses)
+			}
+		})
+	}
+}
+
+// badNames lists n distinct names of 200-odd bytes that no container has.
+func badNames(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("nosuch-%d-%s", i, strings.Repeat("x", 200))
+	}
+	return strings.Join(names, ",")
+}
+
+func TestDenialMessage(t *testing.T) {
+	fp := annotationPath(AnnotationRegion)
+	many := make(field.ErrorList, 1000)
+	for i := range many {
+		many[i] = field.Invalid(fp, fmt.Sprintf("bad-%d", i), "not a region")
+	}
+	t.Run("bounded, with the rest counted", func(t *testing.T) {
+		msg, shown := denialMessage(many)
+		if len(shown) != maxCauses {
+			t.Errorf("listed %d problems, want %d", len(shown), maxCauses)
+		}
+		if !strings.HasSuffix(msg, fmt.Sprintf(", and %d more]", 1000-maxCauses)) {
+			t.Errorf("message ends %q, want the rest counted", msg[len(msg)-40:])
+		}
+		if !strings.Contains(msg, `"bad-0"`) || strings.Contains(msg, `"bad-20"`) {
+			t.Errorf("message lists the wrong problems: %.200s", msg)
+		}
+	})
+	t.Run("long problems stop at the message limit", func(t *testing.T) {
+		long := make(field.ErrorList, 30)
+		for i := range long {
+			long[i] = field.Invalid(fp, strings.Repeat(string(rune('a'+i%26)), 2000), "not a region")
+		}
+		msg, shown := denialMessage(long)
+		if len(msg) > maxMessageBytes+maxCauseBytes {
+			t.Errorf("message is %d bytes, want about %d at most", len(msg), maxMessageBytes)
+		}
+		if len(shown) == 0 || len(shown) >= maxCauses {
+			t.Errorf("listed %d problems", len(shown))
+		}
+		if want := fmt.Sprintf(", and %d more]", 30-len(shown)); !strings.HasSuffix(msg, want) {
+			t.Errorf("message does not end with %q", want)
+		}
+	})
+	t.Run("one problem, as the aggregate wrote it", func(t *testing.T) {
+		msg, _ := denialMessage(many[:1])
+		if want := "secretfetch: " + many[0].Error(); msg != want {
+			t.Errorf("got %q, want %q", msg, want)
+		}
+	})
+	t.Run("repeated problems listed once", func(t *testing.T) {
+		msg, shown := denialMessage(field.ErrorList{many[0], many[1], many[0]})
+		if len(shown) != 2 || strings.Count(msg, `"bad-0"`) != 1 {
+			t.Errorf("listed %d problems: %s", len(shown), msg)
+		}
+	})
+}
+
+func TestTruncate(t *testing.T) {
+	s := strings.Repeat("é", 100) // two bytes each
+	for n := 4; n < 20; n++ {
+		got := truncate(s, n)
+		if len(got) > n || !utf8.ValidString(got) || !strings.HasSuffix(got, "...") {
+			t.Errorf("truncate(_, %d) = %q", n, got)
+		}
+	}
+	if got := truncate("short", 10); got != "short" {
+		t.Errorf("truncate(short) = %q", got)
+	}
+}
+
+// TestHandlerStopsWhenCanceled: once the request's context has ended (the
+// API server gave up), the handler answers at once, without parsing or
+// mutating, and counts it.
+func TestHandlerStopsWhenCanceled(t *testing.T) {
+	m, reg := newMetrics(t)
+	h, err := NewHandler(testConfig, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := basePod()
+	pod.Annotations[SecretPrefix+"db"] = "prod/db"
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "u", Operation: admissionv1.Create, Namespace: "shop",
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Kind:     metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+	}}
+	req.Object.Object = pod
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	resp := h.Handle(ctx, req)
+	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusServiceUnavailable {
+		t.Fatalf("allowed=%v result=%+v, want a 503 error", resp.Allowed, resp.Result)
+	}
+	if _, ok := pod.Annotations[AnnotationStatus]; ok || len(pod.Spec.InitContainers) != 1 {
+		t.Error("the pod was mutated after the context ended")
+	}
+	if got := counter(t, reg, ResultError, ReasonCanceled); got != 1 {
+		t.Errorf("error/canceled counted %v times, want 1", got)
+	}
+}
+
+// TestInitContainerRebuilt: a pod that declares its own secretfetch-init
+// gets exactly the init container the webhook builds, in the same place:
+// nothing the pod put there survives, whatever the field.
+func TestInitContainerRebuilt(t *testing.T) {
+	plain := basePod()
+	plain.Annotations[SecretPrefix+"db"] = "prod/db"
+	want, errs := mutatePod(t, plain, testConfig)
+	if len(errs) > 0 {
+		t.Fatal(errorLines(errs))
+	}
+
+	always := corev1.ContainerRestartPolicyAlways
+	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}
+	hostile := plain.DeepCopy()
+	hostile.Spec.InitContainers = append([]corev1.Container{{
+		Name: InitContainerName, Image: "evil/init:1", RestartPolicy: &always,
+		Command: []string{"/bin/sh"}, Args: []string{"--allow-non-tmpfs", "--timeout=1ns"},
+		WorkingDir: "/tmp", Stdin: true, TTY: true,
+		EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "proxy"}}}},
+		Env:     []corev1.EnvVar{{Name: "HTTPS_PROXY", Value: "http://evil:3128"}, {Name: "AWS_CA_BUNDLE", Value: "/evil/ca.pem"}},
+		VolumeMounts: []corev1.VolumeMount{{Name: "host", MountPath: "/host"},
+			{Name: VolumeName, MountPath: "/elsewhere", SubPath: "x"}},
+		Lifecycle:      &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh"}}}},
+		LivenessProbe:  probe,
+		ReadinessProbe: probe,
+		StartupProbe:   probe,
+		Ports:          []corev1.ContainerPort{{ContainerPort: 80}},
+	}}, hostile.Spec.InitContainers...)
+	got, errs := mutatePod(t, hostile, testConfig)
+	if len(errs) > 0 {
+		t.Fatal(errorLines(errs))
+	}
+	if diff := cmp.Diff(want.Spec.InitContainers, got.Spec.InitContainers); diff != "" {
+		t.Errorf("init containers (-built +got):\n%s", diff)
+	}
+
+	// Reinvocation changes nothing.
+	again, errs := mutatePod(t, got, testConfig)
+	if len(errs) > 0 {
+		t.Fatal(errorLines(errs))
+	}
+	if diff := cmp.Diff(got, again); diff != "" {
+		t.Errorf("reinvocation changed the pod (-first +second):\n%s", diff)
+	}
+}
+
+// TestForeignMounts: the secrets volume is mounted only where the webhook
+// mounts it. A pod's own mount of it in a container that is not a reader,
+// or a second one in a reader, is denied by container and mount; a reader's
+// single mount is taken over, read-only and without its subPath.
+func TestForeignMounts(t *testing.T) {
+	base := func() *corev1.Pod {
+		pod := basePod()
+		pod.Annotations[SecretPrefix+"db"] = "prod/db"
+		pod.Annotations[AnnotationContainers] = "app"
+		return pod
+	}
+	t.Run("not a reader", func(t *testing.T) {
+		pod := base()
+		pod.Spec.Containers[1].VolumeMounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: "/steal"}}
+		_, errs := mutatePod(t, pod, testConfig)
+		want := `spec.containers[1].volumeMounts[0]: Forbidden: container "sidecar" mounts the secrets volume secretfetch-secrets, but it is not one of the containers that read the secrets`
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), want) {
+			t.Errorf("got %v, want %q", errs, want)
+		}
+	})
+	t.Run("not a reader, init container", func(t *testing.T) {
+		pod := base()
+		pod.Spec.InitContainers[0].VolumeMounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: "/steal", ReadOnly: true}}
+		_, errs := mutatePod(t, pod, testConfig)
+		if len(errs) != 1 || errs[0].Field != "spec.initContainers[0].volumeMounts[0]" || !strings.Contains(errs[0].Detail, `"migrate"`) {
+			t.Errorf("got %v, want the mount of migrate", errs)
+		}
+	})
+	t.Run("a second mount in a reader", func(t *testing.T) {
+		pod := base()
+		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{
+			{Name: VolumeName, MountPath: "/var/run/secrets/app", ReadOnly: true}, {Name: VolumeName, MountPath: "/rw"}}
+		_, errs := mutatePod(t, pod, testConfig)
+		if len(errs) != 1 || errs[0].Field != "spec.containers[0].volumeMounts[1]" || !strings.Contains(errs[0].Detail, "more than once") {
+			t.Errorf("got %v, want the second mount of app", errs)
+		}
+	})
+	t.Run("a reader's own mount is taken over", func(t *testing.T) {
+		pod := base()
+		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: "/rw", SubPath: "db"}}
+		got, errs := mutatePod(t, pod, testConfig)
+		if len(errs) > 0 {
+			t.Fatal(errorLines(errs))
+		}
+		want := []corev1.VolumeMount{{Name: VolumeName, MountPath: "/var/run/secrets/app", ReadOnly: true}}
+		if diff := cmp.Diff(want, got.Spec.Containers[0].VolumeMounts); diff != "" {
+			t.Errorf("mounts (-want +got):\n%s", diff)
+		}
+	})
+}
