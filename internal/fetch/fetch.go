@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cenkalti/backoff/v4"
 
@@ -134,6 +133,9 @@ func ZeroAll(results []Result) {
 // IRSA, the Pod Identity agent) keep the SDK's own retries: they run inside
 // one of our attempts and are not re-driven by it.
 //
+// Every client caps the response bodies it reads (CapResponseBodies), also
+// when cfg was not made by LoadConfig.
+//
 // extra options are applied last; tests use them to set BaseEndpoint.
 func SDKClients(cfg aws.Config, extra ...func(*secretsmanager.Options)) ClientFunc {
 	return func(region string) (API, error) {
@@ -147,6 +149,7 @@ func SDKClients(cfg aws.Config, extra ...func(*secretsmanager.Options)) ClientFu
 			o.Region = region
 			o.Retryer = aws.NopRetryer{}
 			o.RetryMaxAttempts = 0
+			o.APIOptions = append(slices.Clip(o.APIOptions), CapResponseBodies)
 		}}, extra...)
 		return secretsmanager.NewFromConfig(cfg, opts...), nil
 	}
@@ -181,11 +184,20 @@ const (
 	CodeKeyNotFound     = "KeyNotFound"      // the key path does not exist in the JSON
 	CodePatternMismatch = "PatternMismatch"  // the value does not match the plan's pattern
 	CodeNoCredentials   = "NoCredentials"    // the pod has no IRSA or Pod Identity settings
-	CodeUnknown         = "Error"            // anything else
+	// CodeValueTooLarge: the value is over Secrets Manager's MaxValueBytes.
+	CodeValueTooLarge = "ValueTooLarge"
+	// CodeResponseTooLarge: a response body was over MaxResponseBytes.
+	CodeResponseTooLarge = "ResponseTooLarge"
+	// CodeMalformed stands for an error code that does not have the shape
+	// of an AWS code (see ValidCode); the text itself is never repeated.
+	CodeMalformed = "MalformedErrorCode"
+	CodeUnknown   = "Error" // anything else
 )
 
+// Error names the secret, the code and the cause; the cause's text is cut
+// to MaxErrorText, since it may quote whatever the endpoint sent.
 func (e *SecretError) Error() string {
-	return fmt.Sprintf("secret %s (file %s): %s after %d attempt(s): %v", e.ID, e.File, e.Code, e.Attempts, e.Err)
+	return fmt.Sprintf("secret %s (file %s): %s after %d attempt(s): %s", e.ID, e.File, e.Code, e.Attempts, ErrorText(e.Err))
 }
 
 func (e *SecretError) Unwrap() error { return e.Err }
@@ -248,7 +260,7 @@ func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 		patterns[i] = re
 	}
 	if o.Clients == nil {
-		cfg, err := config.LoadDefaultConfig(ctx)
+		cfg, err := LoadConfig(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 		}
@@ -451,6 +463,12 @@ func contextCode(err error) string {
 
 // valueOf returns the bytes to write for s from a GetSecretValue answer.
 func valueOf(out *secretsmanager.GetSecretValueOutput, s plan.Secret) ([]byte, string, error) {
+	// AWS never sends more; a larger value comes from something else
+	// posing as Secrets Manager, and is not written. Its size is not
+	// shown either.
+	if len(out.SecretBinary) > MaxValueBytes || out.SecretString != nil && len(*out.SecretString) > MaxValueBytes {
+		return nil, CodeValueTooLarge, fmt.Errorf("the value is larger than Secrets Manager's limit of %d bytes", MaxValueBytes)
+	}
 	var whole []byte
 	switch {
 	case out.SecretBinary != nil:
