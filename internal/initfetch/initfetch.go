@@ -193,14 +193,14 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		NewBackOff:  st.newBackOff,
 		OnRetry: func(r fetch.Retry) {
 			log.Warn("retrying", "id", r.ID, "files", r.Files, "code", r.Code, "attempt", r.Attempt,
-				"waitMs", r.Wait.Milliseconds(), "error", r.Err.Error())
+				"waitMs", r.Wait.Milliseconds(), "error", fetch.ErrorText(r.Err))
 		},
 	})
 	var fe *fetch.Error
 	if errors.As(err, &fe) {
 		for _, e := range fe.Failures {
 			log.Error("failed to fetch secret", "id", e.ID, "file", e.File, "code", e.Code,
-				"attempts", e.Attempts, "error", e.Err.Error())
+				"attempts", e.Attempts, "error", fetch.ErrorText(e.Err))
 		}
 	}
 	if err != nil {
@@ -294,10 +294,17 @@ func readPlanFile(path string) ([]byte, error) {
 
 // reportFailure logs err and writes the termination message.
 func reportFailure(log *slog.Logger, path string, explicit bool, err error) {
-	log.Error("init-fetch failed; no new secret files were written", "error", err.Error())
+	log.Error("init-fetch failed; no new secret files were written", "error", logText(err))
 	if werr := writeTerminationLog(path, explicit, TerminationMessage(err)); werr != nil {
-		log.Error("could not write the termination message", "path", path, "error", werr.Error())
+		log.Error("could not write the termination message", "path", path, "error", fetch.ErrorText(werr))
 	}
+}
+
+// logText bounds the text of the error of a whole run: a *fetch.Error
+// lists every failure (each already cut to fetch.MaxErrorText), so it gets
+// room for a few of them; the failures are logged one line each before.
+func logText(err error) string {
+	return fetch.Truncate(err.Error(), 4*fetch.MaxErrorText)
 }
 
 // writeTerminationLog writes msg to path. The default path is written only
@@ -330,6 +337,12 @@ func writeTerminationLog(path string, explicit bool, msg string) error {
 // pod`: for fetch failures each secret ID with its AWS error code, otherwise
 // the error. It never holds a value (no error of this program does) and is at
 // most MaxTerminationMessage bytes.
+//
+// For a fetch failure it holds no text of the error either, only the ID
+// and file from the plan, the code, and counts: the error's message comes
+// from the endpoint. A code is written only when it has the shape of an AWS
+// code (fetch.ValidCode), otherwise fetch.CodeMalformed, and the first
+// failure is always named, cut short if it must be.
 func TerminationMessage(err error) string {
 	var fe *fetch.Error
 	if !errors.As(err, &fe) {
@@ -338,7 +351,11 @@ func TerminationMessage(err error) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "secretfetch: %d of %d secrets failed, no files written:", len(fe.Failures), fe.Total)
 	for i, f := range fe.Failures {
-		line := fmt.Sprintf("\n%s (file %s): %s after %d attempt(s)", f.ID, f.File, f.Code, f.Attempts)
+		code := f.Code
+		if !fetch.ValidCode(code) {
+			code = fetch.CodeMalformed
+		}
+		line := fmt.Sprintf("\n%s (file %s): %s after %d attempt(s)", f.ID, f.File, code, f.Attempts)
 		if errors.Is(f.Err, context.DeadlineExceeded) {
 			line += ", deadline exceeded"
 		}
@@ -347,6 +364,11 @@ func TerminationMessage(err error) string {
 		room := MaxTerminationMessage - b.Len()
 		if i < len(fe.Failures)-1 {
 			room -= len(more)
+		}
+		if len(line) > room && i == 0 {
+			// The first failure is always named, even cut short, so the
+			// message never reads "and 1 more" about nothing.
+			line = truncate(line, max(room, 0))
 		}
 		if len(line) > room {
 			b.WriteString(truncate(more, MaxTerminationMessage-b.Len()))

@@ -494,3 +494,106 @@ func TestTerminationMessage(t *testing.T) {
 		}
 	})
 }
+
+// TestRunHostileAnswers: what a broken or hostile endpoint sends in an error
+// answer reaches the logs only cut short, and the termination message
+// (which kubelet copies into the pod's status) not at all: a code that is
+// not shaped like an AWS code is replaced by a fixed word, and the
+// message is never written.
+func TestRunHostileAnswers(t *testing.T) {
+	const marker = "MESSAGE-MARKER-51d0"
+	longMessage := marker + strings.Repeat(" and on", 30_000) // about 200 KB
+	tests := []struct {
+		name     string
+		fault    smfake.Fault
+		wantCode string
+		wantOK   bool
+	}{
+		{name: "long message on every retry",
+			fault:  smfake.Fault{Operation: "GetSecretValue", Code: "ThrottlingException", Message: longMessage, Count: 3},
+			wantOK: true},
+		{name: "forged line in the code",
+			fault:    smfake.Fault{Operation: "GetSecretValue", Code: "AccessDenied\nsecretfetch: all 1 secrets written", Message: marker},
+			wantCode: fetch.CodeMalformed},
+		{name: "value in the code",
+			fault:    smfake.Fault{Operation: "GetSecretValue", Code: "password=hunter2-" + marker, Message: marker},
+			wantCode: fetch.CodeMalformed},
+		{name: "a real code",
+			fault:    smfake.Fault{Operation: "GetSecretValue", Code: "AccessDeniedException", Message: marker},
+			wantCode: "AccessDeniedException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			if err := os.WriteFile(h.termLog, nil, 0o644); err != nil { // as kubelet does
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			h.secret(t, "app/db")
+			h.fk.InjectFault(tt.fault)
+			var stderr bytes.Buffer
+			err := Run(context.Background(), []string{"--dir", dir, "--secret", "db=app/db", "--region", "us-east-1", "--allow-non-tmpfs"},
+				func(string) string { return "" }, &stderr, h.opts...)
+			for i, line := range bytes.Split(stderr.Bytes(), []byte("\n")) {
+				if len(line) > 8<<10 {
+					t.Errorf("log line %d is %d bytes, want at most a few KiB", i, len(line))
+				}
+			}
+			if tt.wantOK {
+				if err != nil {
+					t.Fatalf("Run: %v", fetch.Truncate(err.Error(), 500))
+				}
+				if !bytes.Contains(stderr.Bytes(), []byte(marker)) {
+					t.Error("the retry lines do not show the start of the service's message")
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Run succeeded, want a failure")
+			}
+			msg, _ := os.ReadFile(h.termLog)
+			want := "secretfetch: 1 of 1 secrets failed, no files written:\napp/db (file db): " + tt.wantCode + " after 1 attempt(s)"
+			if string(msg) != want {
+				t.Errorf("termination message =\n%q\nwant\n%q", msg, want)
+			}
+		})
+	}
+}
+
+func TestTerminationMessageHostile(t *testing.T) {
+	t.Run("the only failure is named even when its line is too long", func(t *testing.T) {
+		id := "arn:aws:secretsmanager:us-east-1:111122223333:secret:" + strings.Repeat("a", 5000)
+		fe := &fetch.Error{Total: 1, Failures: []*fetch.SecretError{{ID: id, File: "db", Code: "AccessDeniedException", Attempts: 1}}}
+		got := TerminationMessage(fe)
+		if len(got) > MaxTerminationMessage {
+			t.Fatalf("%d bytes, over kubelet's cap of %d", len(got), MaxTerminationMessage)
+		}
+		if !strings.Contains(got, "\narn:aws:secretsmanager:us-east-1:111122223333:secret:aaaa") || strings.Contains(got, "more") {
+			t.Errorf("message %q does not name the secret", fetch.Truncate(got, 200))
+		}
+	})
+	t.Run("the first of several is named when its line is too long", func(t *testing.T) {
+		fe := &fetch.Error{Total: 2, Failures: []*fetch.SecretError{
+			{ID: strings.Repeat("b", 5000), File: "a", Code: "AccessDeniedException", Attempts: 1},
+			{ID: "app/other", File: "b", Code: "AccessDeniedException", Attempts: 1},
+		}}
+		got := TerminationMessage(fe)
+		lines := strings.Split(got, "\n")
+		if len(got) > MaxTerminationMessage || len(lines) != 3 || !strings.HasPrefix(lines[1], "bbbb") || lines[2] != "... and 1 more" {
+			t.Errorf("%d bytes, lines %q", len(got), fetch.Truncate(fmt.Sprint(lines), 300))
+		}
+	})
+	t.Run("no text of the error, and only codes shaped like codes", func(t *testing.T) {
+		fe := &fetch.Error{Total: 2, Failures: []*fetch.SecretError{
+			{ID: "app/a", File: "a", Code: "Throttling\nforged line", Attempts: 3, Err: errors.New("MESSAGE-FROM-ENDPOINT " + canary)},
+			{ID: "app/b", File: "b", Code: "DecryptionFailure", Attempts: 1, Err: errors.New("MESSAGE-FROM-ENDPOINT")},
+		}}
+		got := TerminationMessage(fmt.Errorf("run: %w", fe))
+		want := "secretfetch: 2 of 2 secrets failed, no files written:\n" +
+			"app/a (file a): " + fetch.CodeMalformed + " after 3 attempt(s)\n" +
+			"app/b (file b): DecryptionFailure after 1 attempt(s)"
+		if got != want {
+			t.Errorf("got\n%q\nwant\n%q", got, want)
+		}
+	})
+}
