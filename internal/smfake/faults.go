@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Fault makes matching calls slow, fail, or both. Faults are checked after
@@ -69,6 +71,37 @@ func (s *Server) Faults() []Fault {
 	return out
 }
 
+// LimitRate caps the calls of op ("" for every operation) at perSecond a
+// second, with bursts of up to burst calls, the way a service quota does:
+// a call over the rate is answered ThrottlingException ("Rate exceeded",
+// HTTP 400), as AWS answers it, and uses up nothing. The storm benchmark
+// (hack/storm) uses it to stand in for a throttled account. perSecond <= 0
+// removes the cap of op.
+func (s *Server) LimitRate(op string, perSecond float64, burst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if perSecond <= 0 {
+		delete(s.limits, op)
+		return
+	}
+	if s.limits == nil {
+		s.limits = map[string]*rate.Limiter{}
+	}
+	s.limits[op] = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+}
+
+// overRate reports whether a call of op goes over a cap of LimitRate.
+func (s *Server) overRate(op string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, key := range []string{op, ""} {
+		if l := s.limits[key]; l != nil && !l.Allow() {
+			return true
+		}
+	}
+	return false
+}
+
 // faultScope says which faults a check considers.
 type faultScope int
 
@@ -94,6 +127,9 @@ func (s *Server) applyItemFault(ctx context.Context, c *call, secretID string) e
 }
 
 func (s *Server) apply(ctx context.Context, c *call, secretID string, scope faultScope) error {
+	if scope != scopeBatchItem && s.overRate(c.op) {
+		return &APIError{Code: "ThrottlingException", Message: defaultFaultMessage("ThrottlingException", c, secretID)}
+	}
 	latency, hit := s.takeFaults(c.op, secretID, scope)
 	sleep(ctx, latency)
 	if hit == nil {

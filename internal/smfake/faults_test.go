@@ -286,3 +286,36 @@ func TestRequestLogStatus(t *testing.T) {
 		t.Error("ResetRequests left entries")
 	}
 }
+
+// TestLimitRate: calls over the cap are answered ThrottlingException with
+// HTTP 400, as AWS answers a quota; a cap on one operation leaves the
+// others alone, and removing it lets calls through again.
+func TestLimitRate(t *testing.T) {
+	s, ts := start(t)
+	arn, _ := mustCreate(t, s, "app/db", "v")
+	c := client(t, ts.URL, nil)
+	// A burst of 3, refilled once every 1000 s: the fourth call is over.
+	s.LimitRate("GetSecretValue", 0.001, 3)
+	get := func() error {
+		_, err := c.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		return err
+	}
+	var codes []string
+	for range 5 {
+		codes = append(codes, apiCode(get()))
+	}
+	if want := []string{"", "", "", "ThrottlingException", "ThrottlingException"}; strings.Join(codes, ",") != strings.Join(want, ",") {
+		t.Errorf("codes = %q, want %q", codes, want)
+	}
+	var re *awshttp.ResponseError
+	if err := get(); !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusBadRequest {
+		t.Errorf("over the rate: %v, want HTTP 400", err)
+	}
+	if _, err := c.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)}); err != nil {
+		t.Errorf("DescribeSecret under a cap on GetSecretValue: %v", err)
+	}
+	s.LimitRate("GetSecretValue", 0, 0)
+	if err := get(); err != nil {
+		t.Errorf("after the cap was removed: %v", err)
+	}
+}

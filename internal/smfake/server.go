@@ -28,6 +28,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -58,6 +60,7 @@ type Server struct {
 	mu       sync.Mutex
 	store    store
 	faults   []*faultState
+	limits   map[string]*rate.Limiter // by operation, "" for all; see LimitRate
 	requests []Request
 	tempKeys map[string]*tempCredential
 	roles    []AssumedRole
