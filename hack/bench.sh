@@ -3,6 +3,8 @@
 #
 #   1. init-fetch: BenchmarkFetch (1/20/100 secrets at concurrency 1 and 8,
 #      2 ms injected latency), binary size and peak RSS (hack/bench-init.sh)
+#   1b. init-fetch under a storm of 200 processes and against a 100 MB
+#      answer (hack/storm.sh)
 #   2. the webhook in process: BenchmarkHandler (ns/op, allocs/op)
 #   3. the webhook over HTTPS: 32 connections for 20 s (hack/webhook-load.sh)
 #   4. injection overhead on the local cluster: pod creation to Ready with and
@@ -22,6 +24,9 @@ go test -run '^$' -bench 'BenchmarkFetch$' -benchtime 20x -count 3 ./internal/fe
 say "init-fetch: binary size and peak RSS"
 command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 hack/bench-init.sh
+
+say "init-fetch: storm and a 100 MB answer"
+RUNS=1 hack/storm.sh
 
 say "webhook: in-process handler"
 go test -run '^$' -bench BenchmarkHandler -benchmem -count 3 ./internal/mutate/

@@ -57,6 +57,9 @@ func Code(err error) string {
 //     still carries the status (200, or 400 for an error answer), with a
 //     DeserializationError around the network error and no API error; the
 //     status says nothing about whether the next attempt gets through.
+//     (Go's transport closes a connection under the reader in a known race,
+//     "use of closed network connection" with status 200; see
+//     aws/aws-sdk-go-v2#1825 and #2737. hack/storm reproduces it.)
 //   - Then the service's code, and last its HTTP status.
 func classify(err error) (code string, retry bool) {
 	if fromNodeCredentials(err) {
