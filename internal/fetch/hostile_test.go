@@ -457,3 +457,34 @@ func TestErrorTextBounded(t *testing.T) {
 		t.Errorf("ErrorText(short) = %q", got)
 	}
 }
+
+// TestDefaultScheduleWaitsLongerAfterThrottling: with the default
+// schedules, a throttled attempt is followed by a wait of about a second,
+// and any other retried failure by one of about 200 ms. (The waits are
+// what the schedule says, reported before they are waited; nothing here
+// measures a clock.)
+func TestDefaultScheduleWaitsLongerAfterThrottling(t *testing.T) {
+	for _, tt := range []struct {
+		code     string
+		status   int
+		min, max time.Duration
+	}{
+		{"ThrottlingException", 400, 500 * time.Millisecond, 1500 * time.Millisecond},
+		{"InternalServiceError", 500, 100 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		t.Run(tt.code, func(t *testing.T) {
+			s := newStub()
+			s.set("app/db", fail(tt.code, tt.status), str("v"))
+			o := stubOptions(s)
+			o.NewBackOff = nil // the defaults
+			var waits []time.Duration
+			o.OnRetry = func(r Retry) { waits = append(waits, r.Wait) }
+			if _, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o); err != nil {
+				t.Fatal(err)
+			}
+			if len(waits) != 1 || waits[0] < tt.min || waits[0] > tt.max {
+				t.Errorf("waits %v, want one between %v and %v", waits, tt.min, tt.max)
+			}
+		})
+	}
+}
