@@ -10,6 +10,11 @@
 // are written renames them into place. It refuses a destination that is a
 // symlink or anything but a regular file, and it never follows a symlink.
 //
+// WriteSet lays files out as kubelet's AtomicWriter does (see layout.go):
+// a fresh hidden data directory per set, a ..data symlink swapped with one
+// rename, and a visible link per file. init-fetch uses it in both of its
+// modes, so that an app sees one layout whether or not refresh is on.
+//
 // Only Linux is supported; elsewhere OpenDir fails with ErrUnsupported.
 package tmpfs
 

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package tmpfs
+
+// WriteSet fails with ErrUnsupported.
+func (d *Dir) WriteSet(Set) error { return ErrUnsupported }
+
+// ReadState fails with ErrUnsupported.
+func (d *Dir) ReadState() ([]byte, error) { return nil, ErrUnsupported }
