@@ -1,0 +1,60 @@
+package plan
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Refresh settings cross from the webhook to the refresh sidecar as flags of
+// init-fetch, not in the plan: they say when to look again, not what to
+// fetch, and the init container that runs the same plan has no use for them.
+// Both sides check them with these functions.
+
+// MaxRefreshInterval is the longest refresh interval.
+const MaxRefreshInterval = 24 * time.Hour
+
+// ValidateRefreshInterval checks a refresh interval against the bounds
+// [min, MaxRefreshInterval].
+func ValidateRefreshInterval(d, min time.Duration) error {
+	if d <= 0 || d < min || d > MaxRefreshInterval {
+		return fmt.Errorf("%v is outside the allowed range: use a Go duration between %v and %v", d, min, MaxRefreshInterval)
+	}
+	return nil
+}
+
+// ValidateNotifyURL checks the URL the refresh sidecar POSTs to after each
+// swap: http to a loopback address with an explicit port, such as
+// http://127.0.0.1:8080/reload. The containers of a pod share one network
+// namespace, so a loopback URL reaches the pod's own app and nothing else;
+// a name (even localhost) is refused, because a resolver decides where it
+// goes.
+func ValidateNotifyURL(s string) error {
+	const want = "use http://127.0.0.1:<port>/<path> (or http://[::1]:<port>/<path>)"
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL; %s", s, want)
+	}
+	switch {
+	case u.Scheme != "http":
+		return fmt.Errorf("%q: the scheme must be http (the request never leaves the pod); %s", s, want)
+	case u.User != nil:
+		return fmt.Errorf("%q: user information is not allowed; %s", s, want)
+	case u.Opaque != "" || u.Fragment != "":
+		return fmt.Errorf("%q is not a plain http URL; %s", s, want)
+	}
+	host, port := u.Hostname(), u.Port()
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q: the host must be a loopback address such as 127.0.0.1 or ::1, not %q; %s", s, host, want)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: an explicit port between 1 and 65535 is required; %s", s, want)
+	}
+	if len(s) > 2048 {
+		return fmt.Errorf("the URL is longer than 2048 characters; %s", want)
+	}
+	return nil
+}

@@ -1,0 +1,541 @@
+// Package refresh keeps the files of a plan current after init-fetch wrote
+// them: each interval it asks Secrets Manager whether a secret's version
+// moved, fetches only what moved, and swaps the new set in atomically.
+//
+//	read the state stored with the current set -> DescribeSecret per secret
+//	(not for pinned versions) -> GetSecretValue by VersionId for the ones
+//	that moved -> tmpfs.WriteSet (new files written, the rest kept) -> log
+//	one line, POST to the notify URL
+//
+// Failures never cost the app its files: a failed poll or fetch, or a new
+// version that fails its pattern or key, keeps the current files, and the
+// next interval tries again. The decisions are made per request (the files
+// cut from one secret and version), so files cut from one secret always
+// switch together, from one version.
+//
+// It polls with DescribeSecret (a 40,000 req/s quota, against 10,000 for
+// GetSecretValue). Where the pod's role may not call it, it falls back to
+// GetSecretValue for that secret and compares version IDs, and says once in
+// the log which permission is missing.
+package refresh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/secretfetch/secretfetch/internal/fetch"
+	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/tmpfs"
+)
+
+// API is what refresh calls, with the SDK client's exact signatures, so a
+// test can stand in for the client without HTTP. *secretsmanager.Client
+// satisfies it.
+type API interface {
+	fetch.API
+	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+}
+
+// ClientFunc returns the client for one region ("" for the SDK's default).
+type ClientFunc func(region string) (API, error)
+
+// SDKClients returns a ClientFunc over fetch.SDKClients: the same clients,
+// with the SDK's retryer off, that the first fetch uses.
+func SDKClients(cfg aws.Config, extra ...func(*secretsmanager.Options)) ClientFunc {
+	clients := fetch.SDKClients(cfg, extra...)
+	return func(region string) (API, error) {
+		c, err := clients(region)
+		if err != nil {
+			return nil, err
+		}
+		api, ok := c.(API)
+		if !ok {
+			return nil, fmt.Errorf("the Secrets Manager client %T has no DescribeSecret", c)
+		}
+		return api, nil
+	}
+}
+
+// DescribeSecretPermission is the IAM action whose absence the fallback
+// logs.
+const DescribeSecretPermission = "secretsmanager:DescribeSecret"
+
+// DefaultJitter spreads each wait by up to ±10%, so that the sidecars of
+// pods started together do not poll in step.
+const DefaultJitter = 0.1
+
+// maxPollTimeout bounds one poll, retries included, for long intervals.
+const maxPollTimeout = 2 * time.Minute
+
+// Options tune a Refresher.
+type Options struct {
+	// Interval is the time between polls; required.
+	Interval time.Duration
+	// Jitter is the fraction by which each wait is randomised; 0 means
+	// DefaultJitter, and a negative value none.
+	Jitter float64
+	// Clients makes the client for a region; required.
+	Clients ClientFunc
+	// NewBackOff is the wait schedule between attempts; nil means
+	// fetch.DefaultBackOff. A poll's deadline ends the retries.
+	NewBackOff func() backoff.BackOff
+	// PollTimeout bounds one poll, retries included; 0 means the interval,
+	// at most 2 minutes.
+	PollTimeout time.Duration
+	// NotifyURL, when set, receives a POST after each swap (see Notify).
+	// It must pass plan.ValidateNotifyURL.
+	NotifyURL string
+	// HTTPClient sends the notification; nil means one with a 5 s timeout
+	// and no proxy.
+	HTTPClient *http.Client
+	// Log receives one JSON line per swap and per failure; nil discards.
+	Log *slog.Logger
+}
+
+// Refresher polls and swaps the files of one plan in one directory. Only
+// one may run per directory.
+type Refresher struct {
+	plan   *plan.Plan
+	dir    *tmpfs.Dir
+	opts   Options
+	groups []*group
+
+	mu      sync.Mutex
+	clients map[string]API
+}
+
+// group is the files of the plan that one GetSecretValue call serves: the
+// same secret ID, version selector and region.
+type group struct {
+	region  string
+	id      string
+	stage   string // the requested stage, AWSCURRENT by default
+	pinned  bool   // a version-id: never polled
+	secrets []plan.Secret
+	// describeDenied is set once DescribeSecret was denied for this
+	// secret; from then on it is polled through GetSecretValue.
+	describeDenied bool
+}
+
+// New returns a Refresher for p's files in dir, which init-fetch has
+// written.
+func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
+	if o.Interval <= 0 {
+		return nil, fmt.Errorf("the refresh interval is %v; it must be positive", o.Interval)
+	}
+	if o.Clients == nil {
+		return nil, errors.New("no Secrets Manager clients")
+	}
+	if o.NotifyURL != "" {
+		if err := plan.ValidateNotifyURL(o.NotifyURL); err != nil {
+			return nil, fmt.Errorf("the notify URL: %w", err)
+		}
+	}
+	if o.Jitter == 0 {
+		o.Jitter = DefaultJitter
+	}
+	if o.NewBackOff == nil {
+		o.NewBackOff = fetch.DefaultBackOff
+	}
+	if o.PollTimeout <= 0 {
+		o.PollTimeout = min(o.Interval, maxPollTimeout)
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}}, nil
+}
+
+// groups splits the plan's secrets by request, in plan order, as fetch
+// does.
+func groups(p *plan.Plan) []*group {
+	type key struct{ region, id, stage, version string }
+	byKey := map[key]*group{}
+	var out []*group
+	for _, s := range p.Secrets {
+		k := key{p.RegionFor(s), s.ID, s.VersionStage, s.VersionID}
+		if g, ok := byKey[k]; ok {
+			g.secrets = append(g.secrets, s)
+			continue
+		}
+		g := &group{region: k.region, id: s.ID, stage: s.VersionStage, pinned: s.VersionID != "", secrets: []plan.Secret{s}}
+		if g.stage == "" {
+			g.stage = "AWSCURRENT"
+		}
+		byKey[k] = g
+		out = append(out, g)
+	}
+	return out
+}
+
+// Run polls every interval, with jitter, until ctx ends; then it returns
+// nil. A failed poll is logged and never ends the loop.
+func (r *Refresher) Run(ctx context.Context) error {
+	r.opts.Log.Info("refreshing secrets", "dir", r.plan.Dir, "intervalMs", r.opts.Interval.Milliseconds(),
+		"secrets", len(r.plan.Secrets), "polled", r.polled(), "notify", r.opts.NotifyURL != "")
+	timer := time.NewTimer(r.wait())
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
+		// The report's failures and swap are logged by Poll.
+		_, _ = r.Poll(ctx)
+		timer.Reset(r.wait())
+	}
+}
+
+// polled counts the secrets that are polled: all but the pinned ones.
+func (r *Refresher) polled() int {
+	n := 0
+	for _, g := range r.groups {
+		if !g.pinned {
+			n++
+		}
+	}
+	return n
+}
+
+// wait is the interval, randomised by the jitter.
+func (r *Refresher) wait() time.Duration {
+	if r.opts.Jitter < 0 {
+		return r.opts.Interval
+	}
+	f := 1 + r.opts.Jitter*(2*rand.Float64()-1)
+	return time.Duration(float64(r.opts.Interval) * f)
+}
+
+// Change is one file switched to a new version.
+type Change struct {
+	File          string `json:"file"`
+	ID            string `json:"id"`
+	VersionID     string `json:"versionId"`
+	PrevVersionID string `json:"previousVersionId,omitempty"`
+}
+
+// Failure is one secret that could not be checked or fetched this round;
+// its files were kept.
+type Failure struct {
+	ID        string
+	Files     []string
+	Code      string
+	VersionID string // the version the files hold
+	Err       error
+}
+
+// Report says what one poll did.
+type Report struct {
+	// Unchanged, Changed and Pinned count requests (files cut from one
+	// secret and version count once).
+	Unchanged, Changed, Pinned int
+	// Changes lists the files switched, when a swap was made.
+	Changes  []Change
+	Failures []Failure
+}
+
+// decision is what one poll found for one group.
+type decision struct {
+	g       *group
+	version string         // the version the files hold ("" if unknown)
+	next    string         // the version the stage points at now
+	results []fetch.Result // the new values, when next != version
+	failure *Failure
+}
+
+// Poll checks every polled secret once and swaps in what changed. It
+// returns an error only when the set could not be swapped; failures of
+// single secrets are in the report (and the log), and their files kept.
+func (r *Refresher) Poll(ctx context.Context) (Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.PollTimeout)
+	defer cancel()
+
+	state := r.readState()
+	decisions := make([]*decision, 0, len(r.groups))
+	var rep Report
+	for _, g := range r.groups {
+		if g.pinned {
+			rep.Pinned++
+			continue
+		}
+		decisions = append(decisions, &decision{g: g, version: currentVersion(state, g)})
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, fetch.DefaultConcurrency)
+	for _, d := range decisions {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r.decide(ctx, d)
+		})
+	}
+	wg.Wait()
+
+	var files []tmpfs.File
+	changed := map[string]bool{}
+	for _, d := range decisions {
+		switch {
+		case d.failure != nil:
+			rep.Failures = append(rep.Failures, *d.failure)
+			r.opts.Log.Error("refresh failed; keeping the current files", "id", d.failure.ID, "files", d.failure.Files,
+				"code", d.failure.Code, "versionId", d.failure.VersionID, "error", d.failure.Err.Error())
+		case d.results == nil:
+			rep.Unchanged++
+		default:
+			rep.Changed++
+			for _, res := range d.results {
+				files = append(files, tmpfs.File{Name: res.Secret.File, Mode: res.Secret.FileMode(), Data: res.Value})
+				changed[res.Secret.File] = true
+				rep.Changes = append(rep.Changes, Change{File: res.Secret.File, ID: res.Secret.ID,
+					VersionID: res.VersionID, PrevVersionID: state[res.Secret.File].VersionID})
+			}
+		}
+	}
+	defer tmpfs.Zero(files)
+	if len(files) == 0 {
+		return rep, nil
+	}
+
+	// The new state: every file's version after the swap.
+	next := State{Version: stateVersion}
+	var keep []string
+	for _, s := range r.plan.Secrets {
+		fs := state[s.File]
+		if changed[s.File] {
+			for _, c := range rep.Changes {
+				if c.File == s.File {
+					fs = FileState{File: s.File, ID: s.ID, VersionID: c.VersionID}
+				}
+			}
+		} else {
+			keep = append(keep, s.File)
+			fs.File, fs.ID = s.File, s.ID
+		}
+		next.Files = append(next.Files, fs)
+	}
+	if err := r.dir.WriteSet(tmpfs.Set{Files: files, Keep: keep, State: encodeState(next)}); err != nil {
+		r.opts.Log.Error("swapping in the new files failed; keeping the current files", "dir", r.plan.Dir,
+			"changes", rep.Changes, "error", err.Error())
+		rep.Changes = nil
+		return rep, fmt.Errorf("swapping in the new files: %w", err)
+	}
+	r.opts.Log.Info("swapped secrets", "dir", r.plan.Dir, "changes", rep.Changes)
+	if r.opts.NotifyURL != "" {
+		r.notify(ctx, rep.Changes)
+	}
+	return rep, nil
+}
+
+// readState reads the versions the current files hold. Without a readable
+// state every secret counts as changed, which fetches each once and writes
+// a state: a correct answer at the price of one GetSecretValue each.
+func (r *Refresher) readState() map[string]FileState {
+	b, err := r.dir.ReadState()
+	if err == nil {
+		st, derr := decodeState(b)
+		if derr == nil {
+			return st
+		}
+		err = derr
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		r.opts.Log.Warn("cannot read the versions of the current files; fetching every secret once", "dir", r.plan.Dir, "error", err.Error())
+	} else {
+		r.opts.Log.Warn("the current files carry no versions; fetching every secret once", "dir", r.plan.Dir)
+	}
+	return map[string]FileState{}
+}
+
+// currentVersion is the version a group's files hold, or "" when the state
+// does not say, or its files disagree.
+func currentVersion(state map[string]FileState, g *group) string {
+	v := ""
+	for i, s := range g.secrets {
+		fs, ok := state[s.File]
+		if !ok || fs.ID != s.ID || (i > 0 && fs.VersionID != v) {
+			return ""
+		}
+		v = fs.VersionID
+	}
+	return v
+}
+
+// decide fills in d: unchanged, the new values, or a failure.
+func (r *Refresher) decide(ctx context.Context, d *decision) {
+	g := d.g
+	fail := func(code string, err error) {
+		d.results = nil
+		d.failure = &Failure{ID: g.id, Files: fileNames(g.secrets), Code: code, VersionID: d.version, Err: err}
+	}
+	api, err := r.client(g.region)
+	if err != nil {
+		code := fetch.CodeUnknown
+		if errors.Is(err, fetch.ErrNoRegion) {
+			code = fetch.CodeMissingRegion
+		}
+		fail(code, fmt.Errorf("making a client: %w", err))
+		return
+	}
+
+	if !r.isDescribeDenied(g) {
+		next, code, err := r.describe(ctx, api, g)
+		switch {
+		case err == nil:
+			if next == d.version {
+				return
+			}
+			d.next = next
+			results, code, err := r.fetch(ctx, api, g, "", next)
+			if err != nil {
+				fail(code, err)
+				return
+			}
+			d.results = results
+			return
+		case code == "AccessDeniedException":
+			r.setDescribeDenied(g)
+			r.opts.Log.Warn("DescribeSecret is denied; comparing version IDs through GetSecretValue instead. "+
+				"Allow "+DescribeSecretPermission+" to poll at a quarter of the GetSecretValue quota's cost",
+				"id", g.id, "missingPermission", DescribeSecretPermission)
+		default:
+			fail(code, err)
+			return
+		}
+	}
+
+	// The fallback: fetch by stage and compare the version IDs.
+	results, code, err := r.fetch(ctx, api, g, g.stage, "")
+	if err != nil {
+		fail(code, err)
+		return
+	}
+	if results[0].VersionID == d.version {
+		fetch.ZeroAll(results)
+		return
+	}
+	d.next, d.results = results[0].VersionID, results
+}
+
+func (r *Refresher) isDescribeDenied(g *group) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return g.describeDenied
+}
+
+func (r *Refresher) setDescribeDenied(g *group) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g.describeDenied = true
+}
+
+// client returns the region's client, made once.
+func (r *Refresher) client(region string) (API, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[region]; ok {
+		return c, nil
+	}
+	c, err := r.opts.Clients(region)
+	if err != nil {
+		return nil, err
+	}
+	r.clients[region] = c
+	return c, nil
+}
+
+// codeStageNotFound is the failure code when no version carries the stage.
+const codeStageNotFound = "StageNotFound"
+
+// describe returns the version the group's stage points at, with the same
+// retries and classification as the first fetch.
+func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, string, error) {
+	in := &secretsmanager.DescribeSecretInput{SecretId: aws.String(g.id)}
+	attempts := 0
+	op := func() (*secretsmanager.DescribeSecretOutput, error) {
+		attempts++
+		out, err := api.DescribeSecret(ctx, in)
+		if err != nil && !fetch.Retryable(err) {
+			return nil, backoff.Permanent(err)
+		}
+		return out, err
+	}
+	notify := func(err error, wait time.Duration) {
+		r.opts.Log.Warn("retrying", "operation", "DescribeSecret", "id", g.id, "code", fetch.Code(err),
+			"attempt", attempts, "waitMs", wait.Milliseconds(), "error", err.Error())
+	}
+	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(r.opts.NewBackOff(), ctx), notify)
+	if err != nil {
+		return "", fetch.Code(err), fmt.Errorf("calling DescribeSecret after %d attempt(s): %w", attempts, err)
+	}
+	// Sorted, so that a (malformed) answer with the stage twice decides the
+	// same way every time.
+	versions := make([]string, 0, len(out.VersionIdsToStages))
+	for v := range out.VersionIdsToStages {
+		versions = append(versions, v)
+	}
+	slices.Sort(versions)
+	for _, v := range versions {
+		if slices.Contains(out.VersionIdsToStages[v], g.stage) {
+			return v, "", nil
+		}
+	}
+	return "", codeStageNotFound, fmt.Errorf("no version of the secret carries the stage %s", g.stage)
+}
+
+// fetch gets the group's files from one version (by ID, or by stage when
+// versionID is ""), through fetch.Fetch: the same request grouping, key
+// extraction, pattern checks, retries and classification as the first
+// fetch.
+func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, versionID string) ([]fetch.Result, string, error) {
+	sub := &plan.Plan{Version: r.plan.Version, Dir: r.plan.Dir, Region: g.region, Secrets: make([]plan.Secret, len(g.secrets))}
+	for i, s := range g.secrets {
+		s.VersionStage, s.VersionID = stage, versionID
+		sub.Secrets[i] = s
+	}
+	results, err := fetch.Fetch(ctx, sub, fetch.Options{
+		Clients:    func(string) (fetch.API, error) { return api, nil },
+		NewBackOff: r.opts.NewBackOff,
+		OnRetry: func(rt fetch.Retry) {
+			r.opts.Log.Warn("retrying", "operation", "GetSecretValue", "id", rt.ID, "files", rt.Files, "code", rt.Code,
+				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", rt.Err.Error())
+		},
+	})
+	if err != nil {
+		code := fetch.CodeUnknown
+		var fe *fetch.Error
+		if errors.As(err, &fe) && len(fe.Failures) > 0 {
+			code = fe.Failures[0].Code
+		}
+		return nil, code, err
+	}
+	// The results carry the plan's own secrets again, not the copies made
+	// to select the version.
+	for i := range results {
+		results[i].Secret = g.secrets[i]
+	}
+	return results, "", nil
+}
+
+func fileNames(secrets []plan.Secret) []string {
+	out := make([]string, len(secrets))
+	for i, s := range secrets {
+		out[i] = s.File
+	}
+	return out
+}
