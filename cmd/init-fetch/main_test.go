@@ -130,7 +130,11 @@ func TestBinary(t *testing.T) {
 			"blob":     {0o400, values["bin"]},
 		}
 		for name, w := range want {
-			fi, err := os.Lstat(filepath.Join(dir, name))
+			// The layout of both modes: <name> -> ..data/<name>.
+			if target, err := os.Readlink(filepath.Join(dir, name)); err != nil || target != "..data/"+name {
+				t.Errorf("%s: link to %q (%v), want ..data/%s", name, target, err, name)
+			}
+			fi, err := os.Stat(filepath.Join(dir, name))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/refresh"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
@@ -75,6 +76,7 @@ type flags struct {
 	timeout        time.Duration
 	allowNonTmpfs  bool
 	terminationLog string
+	refresh        refreshFlags
 	set            map[string]bool // flags given explicitly
 }
 
@@ -106,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer, defaultTerminationLog string) (
 	fs.DurationVar(&f.timeout, "timeout", DefaultTimeout, "deadline for the whole run, retries included")
 	fs.BoolVar(&f.allowNonTmpfs, "allow-non-tmpfs", false, "write into a directory that is not memory-backed; for local use only, never in a pod")
 	fs.StringVar(&f.terminationLog, "termination-log", defaultTerminationLog, "where to write the reason for a failure; by default only if the file exists")
+	f.refresh.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stderr, "Usage: init-fetch [--plan FILE|JSON] | [--dir DIR --secret NAME=ID ...] [flags]\n"+
@@ -124,6 +127,9 @@ func parseFlags(args []string, stderr io.Writer, defaultTerminationLog string) (
 	}
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout is %v; it must be positive", f.timeout)
+	}
+	if err := f.refresh.check(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -168,9 +174,6 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		return err
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-
 	// Check where the files go before asking AWS for anything.
 	dir, err := tmpfs.OpenDir(p.Dir)
 	if err != nil {
@@ -184,12 +187,22 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		log.Warn("WARNING: the directory is NOT memory-backed; writing into it anyway because of --allow-non-tmpfs",
 			"dir", p.Dir, "reason", err.Error())
 	}
+	if f.refresh.on() {
+		return runRefresh(ctx, f, p, dir, getenv, log, st)
+	}
+	clients, err := fetchClients(ctx, getenv, st)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
 
 	log.Info("fetching secrets", "dir", p.Dir, "secrets", len(p.Secrets),
 		"concurrency", f.concurrency, "timeout", f.timeout.String())
 	results, err := fetch.Fetch(ctx, p, fetch.Options{
 		Concurrency: f.concurrency,
-		Clients:     st.clients,
+		Clients:     clients,
 		NewBackOff:  st.newBackOff,
 		OnRetry: func(r fetch.Retry) {
 			log.Warn("retrying", "id", r.ID, "files", r.Files, "code", r.Code, "attempt", r.Attempt,
@@ -215,7 +228,9 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 	}
 	// files share their Data with results: zeroing one zeroes both.
 	defer tmpfs.Zero(files)
-	if err := dir.WriteAll(files); err != nil {
+	// The same layout as the refresh sidecar swaps, with the versions it
+	// starts from.
+	if err := dir.WriteSet(tmpfs.Set{Files: files, State: refresh.NewState(results)}); err != nil {
 		return err
 	}
 	log.Info("wrote secrets", "dir", p.Dir, "files", len(files))

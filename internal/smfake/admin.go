@@ -274,6 +274,7 @@ type RequestJSON struct {
 	SecretID    string    `json:"secretId,omitempty"`
 	SecretIDs   []string  `json:"secretIds,omitempty"`
 	AccessKeyID string    `json:"accessKeyId,omitempty"`
+	UserAgent   string    `json:"userAgent,omitempty"`
 	Code        string    `json:"code,omitempty"`
 	Status      int       `json:"status"`
 	Time        time.Time `json:"time"`

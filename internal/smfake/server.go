@@ -114,6 +114,9 @@ func (s *Server) Region() string { return s.region }
 // AccountID returns the account ID in the fake's ARNs.
 func (s *Server) AccountID() string { return s.accountID }
 
+// maxUserAgent bounds the user agent kept in the request log.
+const maxUserAgent = 1024
+
 // Request is one entry of the request log.
 type Request struct {
 	// Operation is the Secrets Manager operation (from X-Amz-Target) or the
@@ -127,6 +130,10 @@ type Request struct {
 	// AccessKeyID is the key the request was signed with, as claimed in its
 	// Authorization header (so failed authentications are visible too).
 	AccessKeyID string
+	// UserAgent is the request's User-Agent header, cut at
+	// maxUserAgent bytes. CloudTrail records it as userAgent; init-fetch
+	// puts the pod's namespace and name in it (app/<namespace>.<name>).
+	UserAgent string
 	// Code is the error code answered, or "" on success.
 	Code string
 	// Status is the HTTP status answered.
@@ -180,7 +187,10 @@ func (r Request) matches(operation, secretID string) bool {
 // override.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := Request{Time: s.now()}
+	rec := Request{Time: s.now(), UserAgent: r.Header.Get("User-Agent")}
+	if len(rec.UserAgent) > maxUserAgent {
+		rec.UserAgent = rec.UserAgent[:maxUserAgent]
+	}
 	if isSTSRequest(r) {
 		s.serveSTS(w, r, &rec)
 	} else {
