@@ -58,6 +58,7 @@ type wantOverlay struct {
 	region       string
 	smEndpoint   string
 	stsEndpoint  string
+	minRefresh   string // "" for the base's 1m
 	tls          tlsSource
 }
 
@@ -77,6 +78,7 @@ func TestOverlays(t *testing.T) {
 		region:       "us-east-1",
 		smEndpoint:   fakeURL,
 		stsEndpoint:  fakeURL,
+		minRefresh:   "2s",
 		tls:          tlsCABundle,
 	}
 	with := func(w wantOverlay, f func(*wantOverlay)) wantOverlay { f(&w); return w }
@@ -147,6 +149,7 @@ configMapGenerator:
 		region:       "eu-west-1",
 		smEndpoint:   ip,
 		stsEndpoint:  ip,
+		minRefresh:   "2s",
 		tls:          tlsCABundle,
 	}, bundle)
 }
@@ -344,7 +347,12 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 		seen[e.Name] = true
 	}
 	flags := effectiveFlags(t, objs, c)
+	minRefresh := want.minRefresh
+	if minRefresh == "" {
+		minRefresh = "1m"
+	}
 	for flag, w := range map[string]string{
+		"--min-refresh-interval":      minRefresh,
 		"--init-image":                want.initImage,
 		"--default-region":            want.region,
 		"--secretsmanager-endpoint":   want.smEndpoint,

@@ -25,6 +25,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{"bad endpoint", []string{"--init-image=i", "--secretsmanager-endpoint=sm.example", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--secretsmanager-endpoint"},
 		{"bad region", []string{"--init-image=i", "--default-region=Mars", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--default-region"},
 		{"unknown flag", []string{"--init-img=i"}, "init-img"},
+		{"bad min refresh interval", []string{"--init-image=i", "--min-refresh-interval=48h", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--min-refresh-interval"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := run(tt.args)

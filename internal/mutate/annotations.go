@@ -27,6 +27,16 @@ const (
 	// container (spec.containers).
 	AnnotationContainers = Prefix + "containers"
 
+	// AnnotationRefreshInterval turns refresh on: a Go duration between the
+	// webhook's --min-refresh-interval and plan.MaxRefreshInterval. The
+	// webhook then adds the refresh sidecar (sidecar.go).
+	AnnotationRefreshInterval = Prefix + "refresh-interval"
+
+	// AnnotationRefreshNotify is a loopback URL (http://127.0.0.1:<port>/
+	// <path>) that the refresh sidecar POSTs to after each swap. It needs
+	// AnnotationRefreshInterval.
+	AnnotationRefreshNotify = Prefix + "refresh-notify"
+
 	// AnnotationStatus is written by the webhook; its only value is
 	// StatusInjected. Users do not set it.
 	AnnotationStatus = Prefix + "status"
@@ -58,7 +68,7 @@ const (
 var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPrefix, ModePrefix, PatternPrefix}
 
 // allowedKeys is how the denial for an unknown key lists what is allowed.
-const allowedKeys = "inject, region, mount-path, containers, secret-<name>, key-<name>, " +
+const allowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, secret-<name>, key-<name>, " +
 	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>"
 
 // Names of what the webhook adds to a pod. They are reserved: a pod that
@@ -69,6 +79,10 @@ const (
 	VolumeName = "secretfetch-secrets"
 	// InitContainerName is the init container that runs init-fetch.
 	InitContainerName = "secretfetch-init"
+	// RefreshContainerName is the refresh sidecar: a native sidecar (an
+	// init container with restartPolicy Always) right after the init
+	// container, running init-fetch in refresh mode.
+	RefreshContainerName = "secretfetch-refresh"
 	// InitCommand is the init-fetch binary in the init image.
 	InitCommand = "/init-fetch"
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -59,6 +60,10 @@ type Config struct {
 	// a pod without IRSA or Pod Identity fails with NoCredentials instead of
 	// quietly reading secrets with more privilege than its own.
 	AllowNodeCredentials bool
+	// MinRefreshInterval is the shortest secretfetch.io/refresh-interval a
+	// pod may ask for (--min-refresh-interval); 0 means
+	// DefaultMinRefreshInterval.
+	MinRefreshInterval time.Duration
 }
 
 // Validate checks the settings once at start-up, so that a bad flag stops
@@ -83,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.VolumeSizeLimit != nil && c.VolumeSizeLimit.Sign() <= 0 {
 		errs = append(errs, fmt.Errorf("--volume-size-limit: %s is not a positive size", c.VolumeSizeLimit))
+	}
+	if err := c.validateRefresh(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -167,6 +175,8 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 			setVolumeMount(c, inj.Plan.Dir, true)
 		}
 	}
+
+	applyRefresh(pod, inj, size)
 
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}

@@ -95,6 +95,9 @@ func TestGolden(t *testing.T) {
 				if v := restrictedViolations(t, want); len(v) > 0 {
 					t.Errorf("the init container breaks the restricted Pod Security Standard: %v", v)
 				}
+				if _, refresh := want.Annotations[AnnotationRefreshInterval]; refresh {
+					checkRefreshSidecar(t, want)
+				}
 				if want.Spec.InitContainers[0].Name != InitContainerName && !strings.HasPrefix(filepath.Base(dir), "reinvocation") {
 					t.Errorf("the first init container is %q, want %q", want.Spec.InitContainers[0].Name, InitContainerName)
 				}

@@ -87,7 +87,7 @@ func mutatePod(t testing.TB, pod *corev1.Pod, cfg Config) (*corev1.Pod, field.Er
 	if !ok {
 		return out, nil
 	}
-	inj, errs := Parse(out, cfg.DefaultRegion)
+	inj, errs := Parse(out, cfg.DefaultRegion, WithMinRefreshInterval(cfg.MinRefreshInterval))
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -248,14 +248,21 @@ func mustDecodePod(t testing.TB, b []byte) *corev1.Pod {
 // mounts, against the restricted Pod Security Standard.
 func restrictedViolations(t testing.TB, pod *corev1.Pod) []string {
 	t.Helper()
+	return restrictedViolationsOf(t, pod, InitContainerName)
+}
+
+// restrictedViolationsOf checks the named init container (the init
+// container or the refresh sidecar) alone against the restricted level.
+func restrictedViolationsOf(t testing.TB, pod *corev1.Pod, name string) []string {
+	t.Helper()
 	var init *corev1.Container
 	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == InitContainerName {
+		if pod.Spec.InitContainers[i].Name == name {
 			init = &pod.Spec.InitContainers[i]
 		}
 	}
 	if init == nil {
-		return []string{"no init container"}
+		return []string{"no init container " + name}
 	}
 	spec := corev1.PodSpec{InitContainers: []corev1.Container{*init},
 		Containers: []corev1.Container{{Name: "placeholder", Image: "x", SecurityContext: init.SecurityContext}}}

@@ -29,6 +29,8 @@ type Injection struct {
 	// UID and GID are what the init container runs as, and so the owner of
 	// the files (see the package comment).
 	UID, GID int64
+	// Refresh, when not nil, adds the refresh sidecar (sidecar.go).
+	Refresh *Refresh
 
 	// encoded is Plan as plan.Encode wrote it while Parse validated it, so
 	// that Apply need not validate (and compile every pattern) again.
@@ -74,7 +76,7 @@ type secretKeys struct {
 //
 // A pod beyond the webhook's limits (see checkLimits) gets one problem, the
 // limit, and no further parsing.
-func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) {
+func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injection, field.ErrorList) {
 	if err := checkLimits(pod); err != nil {
 		return nil, field.ErrorList{err}
 	}
@@ -113,6 +115,8 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 			mountPath = v
 		case AnnotationContainers:
 			containers, hasContainers = v, true
+		case AnnotationRefreshInterval, AnnotationRefreshNotify:
+			// parseRefresh reads them.
 		default:
 			if name, ok := strings.CutPrefix(k, SecretPrefix); ok {
 				s := secretFor(secrets, name)
@@ -242,7 +246,9 @@ func Parse(pod *corev1.Pod, defaultRegion string) (*Injection, field.ErrorList) 
 			len(encoded), MaxPlanBytes)))
 	}
 
-	inj := &Injection{Plan: p, Readers: readers, encoded: encoded}
+	refresh, refreshErrs := parseRefresh(pod, newParseSettings(opts))
+	errs = append(errs, refreshErrs...)
+	inj := &Injection{Plan: p, Readers: readers, Refresh: refresh, encoded: encoded}
 	if len(readerErrs) == 0 && !modeErrors {
 		uid, gid, ownerErrs := resolveOwner(pod, readers, p.Secrets)
 		errs = append(errs, ownerErrs...)
@@ -477,8 +483,8 @@ func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 	check := func(cs []corev1.Container, base *field.Path) {
 		for i := range cs {
 			c := &cs[i]
-			if c.Name == InitContainerName {
-				continue // rebuilt by Apply
+			if ownContainer(c.Name) {
+				continue // rebuilt by Apply (a stray refresh sidecar is denied by parseRefresh)
 			}
 			reader, mounts := slices.Contains(readers, c.Name), 0
 			for j, m := range c.VolumeMounts {

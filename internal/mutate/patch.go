@@ -77,7 +77,7 @@ func containerViews(cs []corev1.Container) []corev1.Container {
 	}
 	out := make([]corev1.Container, len(cs))
 	for i := range cs {
-		if cs[i].Name == InitContainerName {
+		if ownContainer(cs[i].Name) {
 			cs[i].DeepCopyInto(&out[i])
 			continue
 		}
@@ -89,25 +89,36 @@ func containerViews(cs []corev1.Container) []corev1.Container {
 // patch answers with the JSON patch that turns the pod as it arrived into
 // the mutated pod: before is the view of the pod as it arrived, pod the
 // pod after Apply. The init container was added (at index 0) if the pod
-// arrived without one, and updated in place otherwise.
+// arrived without one, and updated in place otherwise; so was the refresh
+// sidecar (right after it).
 //
-// An added init container is left out of both views and put in place by a
+// An added init container (or sidecar) is left out of both views and put in place by a
 // last operation of its own: the operations computed from the views all
 // address the pod as it arrived, and the patch library, which compares arrays
 // position by position, would otherwise see every existing init container
 // change. Leaving it out also spares decoding it twice to find it new.
 func patch(before *podView, pod *corev1.Pod) (admission.Response, error) {
-	added := !slices.ContainsFunc(before.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == InitContainerName })
+	had := func(name string) bool {
+		return slices.ContainsFunc(before.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == name })
+	}
+	// added holds the indexes in pod of the webhook's containers that the
+	// pod arrived without, in order.
+	var added []int
+	for i, c := range pod.Spec.InitContainers {
+		if ownContainer(c.Name) && !had(c.Name) {
+			added = append(added, i)
+		}
+	}
+	if !had(InitContainerName) && (len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != InitContainerName) {
+		return admission.Response{}, fmt.Errorf("computing the patch: the added init container %s is not the first", InitContainerName)
+	}
 	original, err := json.Marshal(before)
 	if err != nil {
 		return admission.Response{}, fmt.Errorf("encoding the pod as it arrived: %w", err)
 	}
 	after := newPodView(pod)
-	if added {
-		if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != InitContainerName {
-			return admission.Response{}, fmt.Errorf("computing the patch: the added init container %s is not the first", InitContainerName)
-		}
-		after.Spec.InitContainers = after.Spec.InitContainers[1:]
+	if len(added) > 0 {
+		after.Spec.InitContainers = slices.DeleteFunc(after.Spec.InitContainers, func(c corev1.Container) bool { return ownContainer(c.Name) && !had(c.Name) })
 		if len(after.Spec.InitContainers) == 0 {
 			after.Spec.InitContainers = nil
 		}
@@ -123,16 +134,20 @@ func patch(before *podView, pod *corev1.Pod) (admission.Response, error) {
 	if err := checkPaths(resp.Patches, after); err != nil {
 		return admission.Response{}, err
 	}
-	if !added {
+	if len(added) == 0 {
 		return resp, nil
 	}
-	// Into the existing list, or as a new list of one. The value is encoded
-	// with the rest of the patch (Response.Complete).
-	path, value := "/spec/initContainers/0", any(&pod.Spec.InitContainers[0])
+	// Into the existing list, or as a new list. Each goes in at its index in
+	// the mutated pod: in increasing order, every container before it is
+	// then in place, so the index is valid when the operation applies. The
+	// value is encoded with the rest of the patch (Response.Complete).
 	if len(before.Spec.InitContainers) == 0 {
-		path, value = "/spec/initContainers", pod.Spec.InitContainers[:1]
+		resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", "/spec/initContainers", pod.Spec.InitContainers[:len(added)]))
+	} else {
+		for _, i := range added {
+			resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", "/spec/initContainers/"+strconv.Itoa(i), &pod.Spec.InitContainers[i]))
+		}
 	}
-	resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", path, value))
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.PatchType = &pt
 	return resp, nil
@@ -146,13 +161,15 @@ func patch(before *podView, pod *corev1.Pod) (admission.Response, error) {
 func checkPaths(ops []jsonpatch.Operation, after *podView) error {
 	volumeName := func(v *corev1.Volume) string { return v.Name }
 	containerName := func(c *corev1.Container) string { return c.Name }
+	isVolume := func(name string) bool { return name == VolumeName }
 	lists := []struct {
-		prefix, own, writable string
-		names                 []string
+		prefix, writable string
+		own              func(string) bool
+		names            []string
 	}{
-		{"/spec/volumes/", VolumeName, "", names(after.Spec.Volumes, volumeName)},
-		{"/spec/initContainers/", InitContainerName, "volumeMounts", names(after.Spec.InitContainers, containerName)},
-		{"/spec/containers/", InitContainerName, "volumeMounts", names(after.Spec.Containers, containerName)},
+		{"/spec/volumes/", "", isVolume, names(after.Spec.Volumes, volumeName)},
+		{"/spec/initContainers/", "volumeMounts", ownContainer, names(after.Spec.InitContainers, containerName)},
+		{"/spec/containers/", "volumeMounts", ownContainer, names(after.Spec.Containers, containerName)},
 	}
 	for _, op := range ops {
 		for _, l := range lists {
@@ -161,7 +178,7 @@ func checkPaths(ops []jsonpatch.Operation, after *podView) error {
 				continue
 			}
 			index, field, _ := strings.Cut(rest, "/")
-			if i, err := strconv.Atoi(index); err == nil && i < len(l.names) && l.names[i] == l.own {
+			if i, err := strconv.Atoi(index); err == nil && i < len(l.names) && l.own(l.names[i]) {
 				continue
 			}
 			if l.writable == "" || (field != l.writable && !strings.HasPrefix(field, l.writable+"/")) {
@@ -178,4 +195,10 @@ func names[E any](list []E, name func(*E) string) []string {
 		out[i] = name(&list[i])
 	}
 	return out
+}
+
+// ownContainer reports whether name is one of the webhook's containers: the
+// init container or the refresh sidecar.
+func ownContainer(name string) bool {
+	return name == InitContainerName || name == RefreshContainerName
 }

@@ -71,6 +71,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"STS endpoint URL for the init container (AWS_ENDPOINT_URL_STS); empty for the SDK's default")
 	fs.BoolVar(&c.Mutate.AllowNodeCredentials, "allow-node-credentials", false,
 		"let init-fetch fall back to the node's role through EC2 instance metadata when a pod has no IRSA or Pod Identity settings")
+	fs.DurationVar(&c.Mutate.MinRefreshInterval, "min-refresh-interval", mutate.DefaultMinRefreshInterval,
+		"the shortest secretfetch.io/refresh-interval a pod may ask for (at most 24h)")
 	fs.Func("volume-size-limit", "sizeLimit of the secrets emptyDir, a quantity such as 4Mi (default: 2 x 64KiB per secret, at least 1Mi)",
 		func(s string) error {
 			if s == "" {

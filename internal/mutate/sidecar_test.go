@@ -1,0 +1,67 @@
+package mutate
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// checkRefreshSidecar checks, in a mutated pod that asked for refresh, what
+// the golden files alone would not make plain: the sidecar is a native
+// sidecar right after the init container, the same as it but for its name,
+// restart policy, arguments and resources, it passes the restricted level,
+// and no app container can write the volume.
+func checkRefreshSidecar(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	i := slices.IndexFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == InitContainerName })
+	if i < 0 || i+1 >= len(pod.Spec.InitContainers) || pod.Spec.InitContainers[i+1].Name != RefreshContainerName {
+		t.Fatalf("the refresh sidecar is not right after %s", InitContainerName)
+	}
+	init, sidecar := pod.Spec.InitContainers[i], pod.Spec.InitContainers[i+1]
+	if sidecar.RestartPolicy == nil || *sidecar.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Error("the refresh sidecar is not a native sidecar (restartPolicy: Always)")
+	}
+	if len(sidecar.Args) == 0 || sidecar.Args[0] != flagRefreshInterval+mustInterval(t, pod).String() {
+		t.Errorf("sidecar args %q do not carry the interval", sidecar.Args)
+	}
+	same := sidecar.DeepCopy()
+	same.Name, same.RestartPolicy, same.Args, same.Resources = init.Name, init.RestartPolicy, init.Args, init.Resources
+	if diff := cmp.Diff(&init, same); diff != "" {
+		t.Errorf("the sidecar differs from the init container beyond name, restart policy, args and resources:\n%s", diff)
+	}
+	if !sidecar.Resources.Limits.Cpu().Equal(*sidecar.Resources.Limits.Cpu()) || sidecar.Resources.Limits.Cpu().MilliValue() > 200 {
+		t.Errorf("sidecar CPU limit %s, want a small one", sidecar.Resources.Limits.Cpu())
+	}
+	if v := restrictedViolationsOf(t, pod, RefreshContainerName); len(v) > 0 {
+		t.Errorf("the refresh sidecar breaks the restricted Pod Security Standard: %v", v)
+	}
+	for _, c := range append(slices.Clone(pod.Spec.Containers), pod.Spec.InitContainers...) {
+		for _, m := range c.VolumeMounts {
+			if m.Name == VolumeName && !m.ReadOnly && c.Name != InitContainerName && c.Name != RefreshContainerName {
+				t.Errorf("container %s mounts the secrets volume read-write", c.Name)
+			}
+		}
+	}
+}
+
+func mustInterval(t *testing.T, pod *corev1.Pod) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(pod.Annotations[AnnotationRefreshInterval])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestConfigValidateMinRefreshInterval(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{0: true, time.Second: true, time.Minute: true, 24 * time.Hour: true,
+		500 * time.Millisecond: false, 25 * time.Hour: false, -time.Second: false} {
+		err := Config{InitImage: "i", MinRefreshInterval: d}.Validate()
+		if (err == nil) != ok {
+			t.Errorf("Validate with --min-refresh-interval %v = %v, want ok=%v", d, err, ok)
+		}
+	}
+}
