@@ -43,9 +43,16 @@ type listing struct {
 	// what an emptyDir with medium Memory is.
 	Tmpfs bool `json:"tmpfs"`
 	// ReadOnly is true when the mount is read-only for this container.
-	ReadOnly bool   `json:"readOnly"`
-	Files    []file `json:"files"`
+	ReadOnly bool `json:"readOnly"`
+	// Data is the data directory that ..data pointed to when the listing
+	// read the files: every file of one listing comes from this one set.
+	Data  string `json:"data,omitempty"`
+	Files []file `json:"files"`
 }
+
+// dataLink is the symlink to the current set in secretfetch's layout (as in
+// kubelet's ConfigMap volumes): each visible <name> links to ..data/<name>.
+const dataLink = "..data"
 
 type file struct {
 	Name string `json:"name"`
@@ -132,9 +139,24 @@ func list(dir, mountsPath string, showValues bool) (listing, error) {
 	if err != nil {
 		return l, fmt.Errorf("listing %s: %w", dir, err)
 	}
+	// ..data is resolved once, and every file is read through that
+	// resolution, so that one listing never mixes two sets during a swap.
+	if target, err := os.Readlink(filepath.Join(dir, dataLink)); err == nil && !strings.Contains(target, "/") {
+		l.Data = target
+	}
 	l.Files = []file{}
 	for _, e := range entries {
-		l.Files = append(l.Files, describe(filepath.Join(dir, e.Name()), e.Name(), showValues))
+		name := e.Name()
+		if strings.HasPrefix(name, "..") {
+			continue // the layout's own entries: ..data and the data directories
+		}
+		path := filepath.Join(dir, name)
+		if l.Data != "" {
+			if target, err := os.Readlink(path); err == nil && target == dataLink+"/"+name {
+				path = filepath.Join(dir, l.Data, name)
+			}
+		}
+		l.Files = append(l.Files, describe(path, name, showValues))
 	}
 	return l, nil
 }

@@ -190,3 +190,46 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestListLayout: in secretfetch's ..data layout the listing shows each
+// visible name as the file it links to, read through one resolution of
+// ..data, and leaves out the layout's own entries.
+func TestListLayout(t *testing.T) {
+	dir := t.TempDir()
+	data := "..2026_12_01_04_06_29.1a2b3c4d"
+	if err := os.Mkdir(filepath.Join(dir, data), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, data, "db"), []byte("pw"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"..data": data, "db": "..data/db", "other": "/etc/hostname"} {
+		if err := os.Symlink(target, filepath.Join(dir, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := list(dir, filepath.Join(t.TempDir(), "no-mounts"), true)
+	if err == nil {
+		t.Fatal("list read a missing mount table")
+	}
+	mounts := filepath.Join(t.TempDir(), "mounts")
+	if err := os.WriteFile(mounts, []byte("overlay / overlay rw 0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = list(dir, mounts, true); err != nil {
+		t.Fatal(err)
+	}
+	if l.Data != data || len(l.Files) != 2 {
+		t.Fatalf("listing %+v, want data %s and two entries", l, data)
+	}
+	byName := map[string]file{}
+	for _, f := range l.Files {
+		byName[f.Name] = f
+	}
+	if f := byName["db"]; f.Type != "file" || f.Mode != "0400" || string(f.Value) != "pw" {
+		t.Errorf("db = %+v, want the 0400 file it links to", f)
+	}
+	if f := byName["other"]; f.Type != "symlink" {
+		t.Errorf("a link elsewhere = %+v, want it listed as a symlink, not followed", f)
+	}
+}
