@@ -233,3 +233,33 @@ func TestListLayout(t *testing.T) {
 		t.Errorf("a link elsewhere = %+v, want it listed as a symlink, not followed", f)
 	}
 }
+
+func TestSample(t *testing.T) {
+	dir := t.TempDir()
+	data := "..2026_12_01_04_06_29.1a2b3c4d"
+	if err := os.Mkdir(filepath.Join(dir, data), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"user": "u1", "pass": "p1", "..state": "{}"} {
+		if err := os.WriteFile(filepath.Join(dir, data, name), []byte(v), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(data, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := sample(dir, 20*1000*1000, &out); err != nil { // 20ms
+		t.Fatal(err)
+	}
+	var s sampling
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Samples == 0 || s.Errors != 0 || len(s.Sets) != 1 || s.Sets[0].Count != s.Samples || len(s.Sets[0].SHA256) != 2 {
+		t.Fatalf("sampling %+v, want one set of two files in every sample", s)
+	}
+	if strings.Contains(out.String(), "u1") || strings.Contains(out.String(), "p1") {
+		t.Error("the sampling shows a value")
+	}
+}

@@ -11,6 +11,7 @@
 // `kubectl exec`, prints the values to whoever ran it:
 //
 //	demo-app [--dir DIR] [--once] [--json] [--values auto|show|hide]
+//	demo-app [--dir DIR] --sample DURATION
 //
 // --json prints the same listing as one JSON object (values base64-encoded),
 // for tests.
@@ -31,7 +32,15 @@ func main() {
 	flag.BoolVar(&o.once, "once", false, "list once and exit, instead of sleeping until SIGTERM")
 	flag.BoolVar(&o.json, "json", false, "print the listing as JSON")
 	flag.StringVar(&o.values, "values", valuesAuto, "print file values: auto (only with --once), show, or hide")
+	sampleFor := flag.Duration("sample", 0, "instead of listing, read the set through ..data again and again for this long, and print each distinct set's SHA-256s as JSON")
 	flag.Parse()
+	if *sampleFor > 0 {
+		if err := sample(o.dir, *sampleFor, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "demo-app:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
