@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestMountOf(t *testing.T) {
@@ -262,4 +267,59 @@ func TestSample(t *testing.T) {
 	if strings.Contains(out.String(), "u1") || strings.Contains(out.String(), "p1") {
 		t.Error("the sampling shows a value")
 	}
+}
+
+func TestListenNotify(t *testing.T) {
+	if err := listenNotify(context.Background(), "0.0.0.0:0", io.Discard); err == nil {
+		t.Error("listenNotify served a non-loopback address")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	port := freeLoopbackPort(t)
+	var mu sync.Mutex
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- listenNotify(ctx, port, lockedWriter{&mu, &out}) }()
+	var resp *http.Response
+	var err error
+	for range 100 {
+		if resp, err = http.Post("http://"+port+"/reload", "application/json", strings.NewReader(`{"files":[]}`)); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := out.String(); got != `notify: POST /reload "{\"files\":[]}"`+"\n" {
+		t.Errorf("logged %q", got)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func freeLoopbackPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -12,6 +12,7 @@
 //
 //	demo-app [--dir DIR] [--once] [--json] [--values auto|show|hide]
 //	demo-app [--dir DIR] --sample DURATION
+//	demo-app [...] --notify-listen 127.0.0.1:PORT
 //
 // --json prints the same listing as one JSON object (values base64-encoded),
 // for tests.
@@ -32,6 +33,7 @@ func main() {
 	flag.BoolVar(&o.once, "once", false, "list once and exit, instead of sleeping until SIGTERM")
 	flag.BoolVar(&o.json, "json", false, "print the listing as JSON")
 	flag.StringVar(&o.values, "values", valuesAuto, "print file values: auto (only with --once), show, or hide")
+	notifyAddr := flag.String("notify-listen", "", "also serve this loopback address and log each request (the refresh sidecar's notifications) as one line")
 	sampleFor := flag.Duration("sample", 0, "instead of listing, read the set through ..data again and again for this long, and print each distinct set's SHA-256s as JSON")
 	flag.Parse()
 	if *sampleFor > 0 {
@@ -44,6 +46,14 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *notifyAddr != "" {
+		go func() {
+			if err := listenNotify(ctx, *notifyAddr, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "demo-app:", err)
+				os.Exit(1)
+			}
+		}()
+	}
 	if err := run(ctx, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "demo-app:", err)
 		os.Exit(1)
