@@ -91,7 +91,7 @@ func parseRefresh(pod *corev1.Pod, s parseSettings) (*Refresh, field.ErrorList) 
 	if list, ok := pod.Annotations[AnnotationContainers]; ok {
 		for _, name := range strings.Split(list, ",") {
 			if strings.TrimSpace(name) == RefreshContainerName {
-				errs = append(errs, field.Invalid(annotationPath(AnnotationContainers), list,
+				errs = append(errs, field.Invalid(annotationPath(AnnotationContainers), RefreshContainerName,
 					fmt.Sprintf("%s is the webhook's own refresh sidecar; list the containers that read the secrets", RefreshContainerName)))
 				break
 			}

@@ -33,6 +33,10 @@ func ValidateRefreshInterval(d, min time.Duration) error {
 // goes.
 func ValidateNotifyURL(s string) error {
 	const want = "use http://127.0.0.1:<port>/<path> (or http://[::1]:<port>/<path>)"
+	// First, so that no message below quotes an unbounded value.
+	if len(s) > 2048 {
+		return fmt.Errorf("the URL is longer than 2048 characters; %s", want)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("%q is not a URL; %s", s, want)
@@ -52,9 +56,6 @@ func ValidateNotifyURL(s string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("%q: an explicit port between 1 and 65535 is required; %s", s, want)
-	}
-	if len(s) > 2048 {
-		return fmt.Errorf("the URL is longer than 2048 characters; %s", want)
 	}
 	return nil
 }
