@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -410,5 +411,35 @@ func TestRefreshAttribution(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no role session is named %s.%s", ns, pod)
+	}
+}
+
+// BenchmarkRefreshOverhead measures what refresh adds to pod start-up: the
+// time from creating a pod to seeing it Ready, for the same injected pod
+// (three secrets, IRSA) with refresh off and on, alternating, one at a time.
+// A native sidecar must be started (not finished) before the app starts.
+//
+//	go test -tags e2e -run '^$' -bench RefreshOverhead -benchtime 1x ./e2e/
+func BenchmarkRefreshOverhead(b *testing.B) {
+	const pods = 10
+	ns := newNamespace(b, "refreshoverhead")
+	secrets := map[string]string{}
+	for _, s := range []string{"a", "b", "c"} {
+		putSecret(b, ns+"/"+s, canary(b, "overhead"))
+		secrets[s] = ns + "/" + s
+	}
+	off, on := annotations(secrets, nil), refreshAnnotations(secrets, nil)
+	for b.Loop() {
+		var without, with []time.Duration
+		for i := range pods {
+			without = append(without, timeToReady(b, ns, fmt.Sprintf("off-%d", i), off))
+			with = append(with, timeToReady(b, ns, fmt.Sprintf("on-%d", i), on))
+		}
+		mo, mw := median(without), median(with)
+		b.ReportMetric(mo.Seconds(), "s-refresh-off-median")
+		b.ReportMetric(mw.Seconds(), "s-refresh-on-median")
+		b.ReportMetric((mw - mo).Seconds(), "s-added")
+		fmt.Fprintf(os.Stderr, "refresh overhead: off median %s, on median %s, added %s (%d pods each)\n",
+			mo.Round(time.Millisecond), mw.Round(time.Millisecond), (mw - mo).Round(time.Millisecond), pods)
 	}
 }
