@@ -316,18 +316,18 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 	next := State{Version: stateVersion}
 	var keep []string
 	for _, s := range r.plan.Secrets {
-		fs := state[s.File]
+		f := state[s.File]
 		if changed[s.File] {
 			for _, c := range rep.Changes {
 				if c.File == s.File {
-					fs = FileState{File: s.File, ID: s.ID, VersionID: c.VersionID}
+					f = FileState{File: s.File, ID: s.ID, VersionID: c.VersionID}
 				}
 			}
 		} else {
 			keep = append(keep, s.File)
-			fs.File, fs.ID = s.File, s.ID
+			f.File, f.ID = s.File, s.ID
 		}
-		next.Files = append(next.Files, fs)
+		next.Files = append(next.Files, f)
 	}
 	if err := r.dir.WriteSet(tmpfs.Set{Files: files, Keep: keep, State: encodeState(next)}); err != nil {
 		r.opts.Log.Error("swapping in the new files failed; keeping the current files", "dir", r.plan.Dir,
@@ -367,11 +367,11 @@ func (r *Refresher) readState() map[string]FileState {
 func currentVersion(state map[string]FileState, g *group) string {
 	v := ""
 	for i, s := range g.secrets {
-		fs, ok := state[s.File]
-		if !ok || fs.ID != s.ID || (i > 0 && fs.VersionID != v) {
+		f, ok := state[s.File]
+		if !ok || f.ID != s.ID || (i > 0 && f.VersionID != v) {
 			return ""
 		}
-		v = fs.VersionID
+		v = f.VersionID
 	}
 	return v
 }
