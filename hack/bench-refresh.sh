@@ -73,7 +73,7 @@ echo "== first fetch, then the sidecar: init-fetch --refresh-interval=$INTERVAL 
 side_pid=$!
 
 python3 - "$port" "$out" "$side_pid" "$ROUNDS" "$IDLE" "$SECRETS" "$INTERVAL" <<'EOF'
-import json, os, sys, time, urllib.request
+import json, os, random, re, sys, time, urllib.request
 
 port, out, pid, rounds, idle, secrets, interval = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 base = f"http://127.0.0.1:{port}/_fake"
@@ -98,6 +98,8 @@ def rss_kb():
             return int(line.split()[1])
 
 hz = os.sysconf("SC_CLK_TCK")
+m = re.fullmatch(r"([0-9.]+)(ms|s|m)", interval)
+period = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(2)] if m else 5
 time.sleep(1)
 call("DELETE", "/requests")
 
@@ -117,8 +119,9 @@ for k in range(rounds):
             sys.exit("bench-refresh: the new value never arrived")
         time.sleep(0.005)
     lat.append(time.monotonic() - t0)
-    # Start the next round at a random phase of the interval.
-    time.sleep(1.3)
+    # The value arrived right after a poll: start the next round at a
+    # random phase of the interval, so that the figures sample it whole.
+    time.sleep(random.uniform(0, period))
 reqs = requests()
 changed_get = sum(1 for r in reqs if r["operation"] == "GetSecretValue" and r.get("secretId") == "bench/s00")
 changed_desc = sum(1 for r in reqs if r["operation"] == "DescribeSecret" and r.get("secretId") == "bench/s00")
