@@ -10,13 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-)
 
-// The downward-API variables the webhook sets on both of its containers,
-// so that every AWS call says which pod made it.
-const (
-	EnvPodNamespace = "SECRETFETCH_POD_NAMESPACE"
-	EnvPodName      = "SECRETFETCH_POD_NAME"
+	"github.com/secretfetch/secretfetch/internal/plan"
 )
 
 // maxAppID bounds the app ID in the user agent. A namespace (63) and a pod
@@ -30,7 +25,7 @@ const maxAppID = 320
 // can then tell from CloudTrail alone which pod read a secret, and when.
 func loadAWSConfig(ctx context.Context, getenv func(string) string) (aws.Config, error) {
 	var opts []func(*config.LoadOptions) error
-	if ns, name := getenv(EnvPodNamespace), getenv(EnvPodName); ns != "" && name != "" {
+	if ns, name := getenv(plan.EnvPodNamespace), getenv(plan.EnvPodName); ns != "" && name != "" {
 		session := RoleSessionName(ns, name)
 		opts = append(opts,
 			config.WithAppID(AppID(ns, name)),

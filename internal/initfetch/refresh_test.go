@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
 )
 
@@ -111,7 +112,7 @@ func TestAttribution(t *testing.T) {
 
 	// No WithClients: the SDK's own configuration, as in a pod.
 	opts := []Option{h.opts[1], h.opts[2]}
-	env := map[string]string{EnvPodNamespace: "team-a", EnvPodName: "web-7d9f-x2k"}
+	env := map[string]string{plan.EnvPodNamespace: "team-a", plan.EnvPodName: "web-7d9f-x2k"}
 	dir := t.TempDir()
 	var stderr bytes.Buffer
 	err = Run(context.Background(), []string{"--dir", dir, "--secret", "a=app/a", "--allow-non-tmpfs"},

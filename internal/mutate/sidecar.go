@@ -11,16 +11,6 @@ import (
 	"github.com/secretfetch/secretfetch/internal/plan"
 )
 
-// The downward-API variables that name the pod to init-fetch, in both of
-// its containers, so that every AWS call says which pod made it (the user
-// agent, and the IRSA role session name). They match
-// initfetch.EnvPodNamespace and initfetch.EnvPodName; the webhook does not
-// import the init binary's packages.
-const (
-	EnvPodNamespace = "SECRETFETCH_POD_NAMESPACE"
-	EnvPodName      = "SECRETFETCH_POD_NAME"
-)
-
 // Flags of init-fetch's refresh mode.
 const (
 	flagRefreshInterval = "--refresh-interval="
@@ -117,7 +107,7 @@ func ownInitContainer(pod *corev1.Pod) *corev1.Container {
 
 // setPodIdentityEnv sets the downward-API variables that name the pod.
 func setPodIdentityEnv(c *corev1.Container) {
-	for _, v := range []struct{ name, path string }{{EnvPodNamespace, "metadata.namespace"}, {EnvPodName, "metadata.name"}} {
+	for _, v := range []struct{ name, path string }{{plan.EnvPodNamespace, "metadata.namespace"}, {plan.EnvPodName, "metadata.name"}} {
 		src := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: v.path}}
 		found := false
 		for i := range c.Env {

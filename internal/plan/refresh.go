@@ -13,6 +13,14 @@ import (
 // fetch, and the init container that runs the same plan has no use for them.
 // Both sides check them with these functions.
 
+// The downward-API variables that the webhook sets on its containers and
+// init-fetch reads, so that every AWS call names the pod that made it (the
+// SDK's user agent, and the IRSA role session name).
+const (
+	EnvPodNamespace = "SECRETFETCH_POD_NAMESPACE"
+	EnvPodName      = "SECRETFETCH_POD_NAME"
+)
+
 // MaxRefreshInterval is the longest refresh interval.
 const MaxRefreshInterval = 24 * time.Hour
 
