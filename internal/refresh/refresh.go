@@ -88,9 +88,13 @@ type Options struct {
 	Jitter float64
 	// Clients makes the client for a region; required.
 	Clients ClientFunc
-	// NewBackOff is the wait schedule between attempts; nil means
-	// fetch.DefaultBackOff. A poll's deadline ends the retries.
-	NewBackOff func() backoff.BackOff
+	// NewBackOff is the wait schedule between attempts, and
+	// NewThrottleBackOff the one after a throttling answer, as in
+	// fetch.Options: both nil means fetch.DefaultBackOff and
+	// fetch.DefaultThrottleBackOff, the first fetch's schedules. A poll's
+	// deadline ends the retries.
+	NewBackOff         func() backoff.BackOff
+	NewThrottleBackOff func() backoff.BackOff
 	// PollTimeout bounds one poll, retries included; 0 means the interval,
 	// at most 2 minutes.
 	PollTimeout time.Duration
@@ -148,6 +152,9 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 	}
 	if o.NewBackOff == nil {
 		o.NewBackOff = fetch.DefaultBackOff
+		if o.NewThrottleBackOff == nil {
+			o.NewThrottleBackOff = fetch.DefaultThrottleBackOff
+		}
 	}
 	if o.PollTimeout <= 0 {
 		o.PollTimeout = min(o.Interval, maxPollTimeout)
@@ -466,10 +473,11 @@ const codeStageNotFound = "StageNotFound"
 // retries and classification as the first fetch.
 func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, string, error) {
 	in := &secretsmanager.DescribeSecretInput{SecretId: aws.String(g.id)}
-	attempts := 0
+	attempts, throttled := 0, false
 	op := func() (*secretsmanager.DescribeSecretOutput, error) {
 		attempts++
 		out, err := api.DescribeSecret(ctx, in)
+		throttled = err != nil && fetch.Throttled(err)
 		if err != nil && !fetch.Retryable(err) {
 			return nil, backoff.Permanent(err)
 		}
@@ -479,7 +487,11 @@ func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, st
 		r.opts.Log.Warn("retrying", "operation", "DescribeSecret", "id", g.id, "code", fetch.Code(err),
 			"attempt", attempts, "waitMs", wait.Milliseconds(), "error", err.Error())
 	}
-	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(r.opts.NewBackOff(), ctx), notify)
+	var schedule backoff.BackOff = r.opts.NewBackOff()
+	if r.opts.NewThrottleBackOff != nil {
+		schedule = &byCode{other: schedule, throttle: r.opts.NewThrottleBackOff(), throttled: &throttled}
+	}
+	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(schedule, ctx), notify)
 	if err != nil {
 		return "", fetch.Code(err), fmt.Errorf("calling DescribeSecret after %d attempt(s): %w", attempts, err)
 	}
@@ -509,8 +521,9 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 		sub.Secrets[i] = s
 	}
 	results, err := fetch.Fetch(ctx, sub, fetch.Options{
-		Clients:    func(string) (fetch.API, error) { return api, nil },
-		NewBackOff: r.opts.NewBackOff,
+		Clients:            func(string) (fetch.API, error) { return api, nil },
+		NewBackOff:         r.opts.NewBackOff,
+		NewThrottleBackOff: r.opts.NewThrottleBackOff,
 		OnRetry: func(rt fetch.Retry) {
 			r.opts.Log.Warn("retrying", "operation", "GetSecretValue", "id", rt.ID, "files", rt.Files, "code", rt.Code,
 				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", rt.Err.Error())
@@ -538,4 +551,23 @@ func fileNames(secrets []plan.Secret) []string {
 		out[i] = s.File
 	}
 	return out
+}
+
+// byCode waits by the throttle schedule after a throttling answer and by the
+// other one otherwise, as fetch does for GetSecretValue.
+type byCode struct {
+	other, throttle backoff.BackOff
+	throttled       *bool // set by the attempt that just failed
+}
+
+func (b *byCode) NextBackOff() time.Duration {
+	if *b.throttled {
+		return b.throttle.NextBackOff()
+	}
+	return b.other.NextBackOff()
+}
+
+func (b *byCode) Reset() {
+	b.other.Reset()
+	b.throttle.Reset()
 }

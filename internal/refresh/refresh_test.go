@@ -446,3 +446,34 @@ func TestWaitJitter(t *testing.T) {
 		t.Errorf("only %d distinct waits in 100: no jitter", len(seen))
 	}
 }
+
+// countingBackOff counts how often its schedule is asked for a wait.
+type countingBackOff struct{ n *int }
+
+func (c countingBackOff) NextBackOff() time.Duration { *c.n++; return time.Millisecond }
+func (c countingBackOff) Reset()                     {}
+
+// TestPollThrottleSchedule: after a throttling answer to DescribeSecret or
+// GetSecretValue, the wait comes from the throttle schedule, as in the
+// first fetch; after another retryable answer, from the other one.
+func TestPollThrottleSchedule(t *testing.T) {
+	var throttleWaits int
+	e := newEnv(t, map[string]string{"a": "val-A1"}, &plan.Plan{Secrets: []plan.Secret{{File: "a", ID: "a"}}},
+		Options{NewThrottleBackOff: func() backoff.BackOff { return countingBackOff{&throttleWaits} }})
+	e.fk.InjectFault(smfake.Fault{Operation: opDescribe, Code: "ThrottlingException", Count: 1})
+	e.fk.InjectFault(smfake.Fault{Operation: opDescribe, Code: "InternalServiceError", Count: 1})
+	if rep := e.poll(t); rep.Unchanged != 1 {
+		t.Fatalf("poll: %+v", rep)
+	}
+	if throttleWaits != 1 {
+		t.Errorf("%d waits from the throttle schedule after one throttled DescribeSecret, want 1", throttleWaits)
+	}
+	e.put(t, "a", "val-A2")
+	e.fk.InjectFault(smfake.Fault{Operation: opGet, Code: "ThrottlingException", Count: 2})
+	if rep := e.poll(t); rep.Changed != 1 {
+		t.Fatalf("poll: %+v", rep)
+	}
+	if throttleWaits != 3 {
+		t.Errorf("%d waits from the throttle schedule, want 3 (one DescribeSecret, two GetSecretValue)", throttleWaits)
+	}
+}
