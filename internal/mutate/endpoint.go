@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -15,10 +16,16 @@ import (
 	sigsjson "sigs.k8s.io/json"
 )
 
-// maxReviewSize bounds a request body, as controller-runtime does: an
-// AdmissionReview carries at most two objects of 3 MiB each, and the rest of
-// the request is far smaller.
-const maxReviewSize = 7 << 20
+// maxReviewSize bounds a request body at what the API server can send. It
+// refuses a request body over 3 MiB (apiserver's MaxRequestBodyBytes), and the
+// webhook is called on CREATE only, so a review carries one object (no
+// oldObject); the rest of the review (UID, kinds, userInfo, options) is a few
+// KiB. The extra half MiB leaves room for the object's JSON growing when the
+// API server re-encodes it (a client may send protobuf or YAML). etcd would
+// refuse an object over 1.5 MiB anyway, but only after admission. A bigger
+// body is a client other than the API server, or an object that cannot be
+// stored: it is refused with 413 before it is read.
+const maxReviewSize = 7 << 19 // 3.5 MiB
 
 // reviewKind is the only kind of review the webhook reads: its
 // MutatingWebhookConfiguration lists admissionReviewVersions ["v1"].
@@ -49,6 +56,11 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req, code, err := readReview(r)
 	if err != nil {
 		e.Log.Error(err, "unreadable admission request", "code", code)
+		if code == http.StatusRequestEntityTooLarge || code == http.StatusRequestTimeout {
+			// The rest of the body is not worth reading: close the
+			// connection rather than drain it at the client's pace.
+			w.Header().Set("Connection", "close")
+		}
 		writeReview(w, e.Log, admission.Errored(code, err))
 		return
 	}
@@ -64,7 +76,16 @@ func readReview(r *http.Request) (admission.Request, int32, error) {
 	if r.Body == nil {
 		return admission.Request{}, http.StatusBadRequest, errors.New("the request has no body")
 	}
+	if r.ContentLength > maxReviewSize {
+		return admission.Request{}, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("the request body is %d bytes, larger than %d bytes", r.ContentLength, maxReviewSize)
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewSize+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The server's read deadline (see internal/webhook) cut off a
+		// client that sent its body too slowly.
+		return admission.Request{}, http.StatusRequestTimeout, fmt.Errorf("reading the request body: too slow: %w", err)
+	}
 	if err != nil {
 		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err)
 	}

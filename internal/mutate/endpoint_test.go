@@ -1,8 +1,12 @@
 package mutate
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -78,4 +82,75 @@ func TestReadPodReview(t *testing.T) {
 			t.Errorf("%s: read as a pod's review, want left to the general decoder", name)
 		}
 	}
+}
+
+// TestEndpointBodyCap: a body is capped at 3.5 MiB, what the API server can
+// send; a body of exactly the cap is read, one byte more is refused with
+// 413, and a declared length over the cap is refused before any byte is read.
+func TestEndpointBodyCap(t *testing.T) {
+	const want = 3<<20 + 512<<10
+	if maxReviewSize != want {
+		t.Fatalf("maxReviewSize = %d, want %d (3.5 MiB)", maxReviewSize, want)
+	}
+	raw := []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"secretfetch.io/inject":"true","secretfetch.io/secret-db":"prod/db"}},` +
+		`"spec":{"securityContext":{"runAsUser":1000},"containers":[{"name":"app"}]}}`)
+	v1 := review(t, raw, admissionv1.Create, "shop", false)
+	padded := func(n int) []byte { return append(bytes.Clone(v1), bytes.Repeat([]byte(" "), n-len(v1))...) }
+
+	for _, tt := range []struct {
+		name     string
+		req      *http.Request
+		wantCode int32
+	}{
+		{"exactly the cap", httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(padded(maxReviewSize))), http.StatusOK},
+		{"one byte over, length unknown", unknownLength(padded(maxReviewSize + 1)), http.StatusRequestEntityTooLarge},
+		{"declared over the cap", declared(maxReviewSize + 1), http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _ := newMetrics(t)
+			tt.req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			newWebhook(t, testConfig, m).ServeHTTP(rec, tt.req)
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+				t.Fatalf("not an AdmissionReview (%v): %.300s", err, rec.Body.Bytes())
+			}
+			r := out.Response
+			code := int32(http.StatusOK)
+			if r.Result != nil && r.Result.Code != 0 {
+				code = r.Result.Code
+			}
+			if code != tt.wantCode {
+				t.Fatalf("result %+v, want code %d", r.Result, tt.wantCode)
+			}
+			if tt.wantCode == http.StatusOK && !r.Allowed {
+				t.Errorf("a review of exactly the cap was not allowed: %+v", r.Result)
+			}
+			if tt.wantCode == http.StatusRequestEntityTooLarge && rec.Header().Get("Connection") != "close" {
+				t.Errorf("Connection = %q, want close: the rest of the body is not worth reading", rec.Header().Get("Connection"))
+			}
+		})
+	}
+}
+
+// unknownLength is a request whose body has no declared length, as a
+// chunked one.
+func unknownLength(body []byte) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, Path, io.MultiReader(bytes.NewReader(body)))
+	r.ContentLength = -1
+	return r
+}
+
+// declared is a request that declares n bytes and fails the test's read if
+// the Endpoint reads any.
+func declared(n int64) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, Path, failingReader{})
+	r.ContentLength = n
+	return r
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) {
+	return 0, errors.New("the body of a request declared over the cap was read")
 }
