@@ -6,6 +6,7 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +49,15 @@ type Config struct {
 	// the endpoints take a moment to drop a terminating pod; a connection
 	// refused in that moment would fail a pod creation (failurePolicy: Fail).
 	ShutdownDelay time.Duration
+	// MaxInFlight bounds the admission requests served at once; beyond it a
+	// request is answered 429 at once (see guard).
+	MaxInFlight int
+	// BodyReadTimeout bounds the time a client may take to send a request's
+	// body, from the end of its headers.
+	BodyReadTimeout time.Duration
+	// evictAfter and queueWait tune the guard; zero means the defaults.
+	// Tests shorten or lengthen them.
+	evictAfter, queueWait time.Duration
 	// Mutate holds the settings of the init container.
 	Mutate mutate.Config
 }
@@ -62,6 +72,10 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", ":8081", `address of the /healthz and /readyz server; "0" disables it`)
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", 5*time.Second,
 		"how long to keep serving after SIGTERM, with readiness failing, so that the Service stops sending requests first")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", DefaultMaxInFlight,
+		"admission requests served at once; more are answered 429 with Retry-After (each may hold a few times the 3.5 MiB body cap)")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", DefaultBodyReadTimeout,
+		"how long a client may take to send a request body; a slower one is cut off")
 	fs.StringVar(&c.Mutate.InitImage, "init-image", "", "image of the init-fetch init container (required)")
 	fs.StringVar(&c.Mutate.DefaultRegion, "default-region", "",
 		"AWS region for secrets given by name when a pod sets no secretfetch.io/region")
@@ -88,6 +102,35 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		})
 }
 
+// DefaultMaxInFlight comes from the Deployment's 256 MiB memory limit. A
+// request holds its body (at most 3.5 MiB, the Endpoint's cap), the buffer
+// io.ReadAll grew it in (up to twice that while it grows), the decoded pod
+// (about the body again) and the answer being encoded: about 5 x 3.5 MiB,
+// say 18 MiB, at worst. Eight such requests hold about 144 MiB, which leaves
+// room under GOMEMLIMIT (200 MiB) for the process's base heap (about 10 MiB)
+// and the buffers of idle connections. A review from the API server is
+// answered in well under a millisecond, so eight slots per replica serve
+// thousands of pods a second.
+const DefaultMaxInFlight = 8
+
+// DefaultBodyReadTimeout is well above the time the API server takes to send
+// a body (milliseconds) and not below the webhook's timeoutSeconds (5 s), so
+// a request the API server still waits for is never cut off.
+const DefaultBodyReadTimeout = 10 * time.Second
+
+// Defaults of the guard's eviction and queueing (see guard).
+const (
+	defaultEvictAfter = 250 * time.Millisecond
+	defaultQueueWait  = 250 * time.Millisecond
+)
+
+// http11Only makes the server offer HTTP/1.1 alone in ALPN. Over HTTP/2 one
+// connection carries up to 250 streams, each a request with its own body, so
+// a single client could hold many bodies past any per-connection bound.
+// controller-runtime and kubebuilder advise the same for webhooks; the API
+// server speaks HTTP/1.1 to them.
+func http11Only(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+
 // disabled is the bind address that turns a server off.
 const disabled = "0"
 
@@ -107,15 +150,24 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	srv := crwebhook.NewServer(crwebhook.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir})
-	srv.Register(mutate.Path, &mutate.Endpoint{
+	endpoint := &mutate.Endpoint{
 		Webhook: &crwebhook.Admission{
 			Handler: h,
 			// The handler logs each decision with the request's identity.
 			LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
 		},
 		Log: log.WithName("admission"),
+	}
+	guarded, err := newGuard(endpoint, log.WithName("guard"), metrics.Registry, guardOptions{
+		maxInFlight: cfg.MaxInFlight, readTimeout: cfg.BodyReadTimeout,
+		evictAfter: orDefault(cfg.evictAfter, defaultEvictAfter), queueWait: orDefault(cfg.queueWait, defaultQueueWait),
 	})
+	if err != nil {
+		return err
+	}
+	srv := crwebhook.NewServer(crwebhook.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir,
+		TLSOpts: []func(*tls.Config){http11Only}})
+	srv.Register(mutate.Path, guarded)
 
 	var healthLn net.Listener
 	if cfg.HealthProbeBindAddress != disabled {
@@ -195,12 +247,19 @@ func Run(ctx context.Context, cfg Config) error {
 
 	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "initImage", cfg.Mutate.InitImage,
 		"defaultRegion", cfg.Mutate.DefaultRegion, "secretsManagerEndpoint", cfg.Mutate.SecretsManagerEndpoint,
-		"stsEndpoint", cfg.Mutate.STSEndpoint, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
+		"stsEndpoint", cfg.Mutate.STSEndpoint, "maxInFlight", cfg.MaxInFlight, "bodyReadTimeout", cfg.BodyReadTimeout, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
 	err = g.Wait()
 	if err == nil {
 		log.Info("shut down")
 	}
 	return err
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }
 
 // serveHealth serves /healthz (the process is up) and /readyz (the webhook
