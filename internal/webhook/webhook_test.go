@@ -67,7 +67,8 @@ func testConfig(t *testing.T) (Config, *x509.CertPool) {
 		CertDir: dir, Host: "127.0.0.1", Port: webhooktest.FreePort(t),
 		HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
 		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
-		Mutate:                 mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"},
+		MaxInFlight:            DefaultMaxInFlight, BodyReadTimeout: DefaultBodyReadTimeout,
+		Mutate: mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"},
 	}, pool
 }
 
@@ -193,6 +194,8 @@ func TestRun(t *testing.T) {
 		`secretfetch_webhook_pods_total{reason="annotations",result="denied"} 0`,
 		`controller_runtime_webhook_requests_total{code="200",webhook="/mutate-v1-pod"}`,
 		`controller_runtime_webhook_latency_seconds_bucket{webhook="/mutate-v1-pod"`,
+		`secretfetch_webhook_refused_requests_total{reason="busy"}`,
+		`secretfetch_webhook_refused_requests_total{reason="slow"}`,
 	} {
 		if !strings.Contains(metricsText, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -300,6 +303,20 @@ func TestRunFailsToStart(t *testing.T) {
 			t.Fatalf("Run = %v, want an error naming --init-image", err)
 		}
 	})
+	t.Run("no slots", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.MaxInFlight = 0
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--max-in-flight") {
+			t.Fatalf("Run = %v, want an error naming --max-in-flight", err)
+		}
+	})
+	t.Run("no read timeout", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.BodyReadTimeout = 0
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--body-read-timeout") {
+			t.Fatalf("Run = %v, want an error naming --body-read-timeout", err)
+		}
+	})
 	t.Run("health port taken", func(t *testing.T) {
 		cfg, _ := testConfig(t)
 		l, err := net.Listen("tcp", cfg.HealthProbeBindAddress)
@@ -320,7 +337,7 @@ func TestBindFlags(t *testing.T) {
 	err := fs.Parse([]string{"--cert-dir=/certs", "--port=10443", "--init-image=img", "--default-region=eu-west-1",
 		"--secretsmanager-endpoint=https://sm.example", "--sts-endpoint=https://sts.example", "--volume-size-limit=4Mi",
 		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s", "--host=127.0.0.1",
-		"--allow-node-credentials"})
+		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +345,7 @@ func TestBindFlags(t *testing.T) {
 		cfg.Mutate.SecretsManagerEndpoint != "https://sm.example" || cfg.Mutate.STSEndpoint != "https://sts.example" ||
 		cfg.Mutate.VolumeSizeLimit == nil || cfg.Mutate.VolumeSizeLimit.String() != "4Mi" ||
 		cfg.MetricsBindAddress != "0" || cfg.HealthProbeBindAddress != ":9000" || cfg.ShutdownDelay != 2*time.Second ||
-		cfg.Host != "127.0.0.1" || !cfg.Mutate.AllowNodeCredentials {
+		cfg.Host != "127.0.0.1" || !cfg.Mutate.AllowNodeCredentials || cfg.MaxInFlight != 3 || cfg.BodyReadTimeout != 4*time.Second {
 		t.Errorf("config = %+v", cfg)
 	}
 
@@ -339,7 +356,8 @@ func TestBindFlags(t *testing.T) {
 	if err := fs.Parse([]string{"--volume-size-limit=", "--default-region=", "--sts-endpoint="}); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Mutate.VolumeSizeLimit != nil || cfg.Port != 9443 || cfg.MetricsBindAddress != ":8080" || cfg.HealthProbeBindAddress != ":8081" {
+	if cfg.Mutate.VolumeSizeLimit != nil || cfg.Port != 9443 || cfg.MetricsBindAddress != ":8080" || cfg.HealthProbeBindAddress != ":8081" ||
+		cfg.MaxInFlight != 8 || cfg.BodyReadTimeout != 10*time.Second {
 		t.Errorf("defaults = %+v", cfg)
 	}
 
