@@ -23,6 +23,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -408,6 +409,8 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 		t.Errorf("PDB selector %v does not select the webhook pods %v", pdb.Spec.Selector, pod.Labels)
 	}
 
+	checkNetworkPolicy(t, objs, pod.Labels, c)
+
 	var svc corev1.Service
 	get(t, objs, "Service", systemNS, webhookName, &svc)
 	if !selects(svc.Spec.Selector, pod.Labels) {
@@ -443,6 +446,45 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 		checkCertManager(t, objs, mwc, wh)
 	case tlsCABundle:
 		checkCABundle(t, objs, wh, bundle)
+	}
+}
+
+// checkNetworkPolicy: the webhook pods admit, over TCP, exactly the
+// container's ports but health (the kubelet probes it from the node, which
+// a NetworkPolicy always admits), from any source.
+func checkNetworkPolicy(t *testing.T, objs []object, podLabels map[string]string, c corev1.Container) {
+	t.Helper()
+	var np networkingv1.NetworkPolicy
+	get(t, objs, "NetworkPolicy", systemNS, webhookName, &np)
+	if !selects(np.Spec.PodSelector.MatchLabels, podLabels) || len(np.Spec.PodSelector.MatchExpressions) != 0 {
+		t.Errorf("NetworkPolicy podSelector %+v does not select the webhook pods %v", np.Spec.PodSelector, podLabels)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("NetworkPolicy policyTypes = %v, want [Ingress]", np.Spec.PolicyTypes)
+	}
+	var want []int32
+	for _, p := range c.Ports {
+		if p.Name != "health" {
+			want = append(want, p.ContainerPort)
+		}
+	}
+	var got []int32
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.From) != 0 {
+			t.Errorf("NetworkPolicy rule admits only %+v; the API server's address is not known to the policy", rule.From)
+		}
+		for _, p := range rule.Ports {
+			if p.Port == nil || p.EndPort != nil || p.Protocol == nil || *p.Protocol != corev1.ProtocolTCP {
+				t.Errorf("NetworkPolicy port %+v, want one TCP port", p)
+				continue
+			}
+			got = append(got, containerPort(t, c, *p.Port))
+		}
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("NetworkPolicy admits ports %v, want the container's ports but health: %v", got, want)
 	}
 }
 
