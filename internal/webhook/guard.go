@@ -29,7 +29,14 @@ const (
 // Endpoint.
 //
 // A slot is held from the end of the headers until the answer is written.
-// When every slot is taken, a new request may evict the holder that has been
+// Requests that declare a body of at most smallBody bytes (every ordinary
+// review: a pod of a few KiB) take their slots from a pool of their own,
+// smallPerLarge times larger, so that large bodies, which is what an attacker
+// sends to hold memory, never crowd them out. A small slot holds 64 KiB where
+// a large one holds up to 3.5 MiB: the small pool holds at most about a
+// sixth of what the large one does.
+//
+// When every slot of its pool is taken, a new request may evict the holder that has been
 // sending its body longest, once that has lasted evictAfter: the API server
 // sends a review in milliseconds, so a body still arriving then comes from a
 // slow or hostile client, and it must not lock the API server out for the
@@ -43,17 +50,32 @@ type guard struct {
 	evictAfter  time.Duration
 	queueWait   time.Duration
 
-	slots   chan struct{} // a token per request served
-	waiting atomic.Int32  // requests waiting for a slot, at most cap(slots)
-	refused *prometheus.CounterVec
+	small, large *pool
+	refused      *prometheus.CounterVec
 
 	mu     sync.Mutex
 	active map[*request]struct{}
 }
 
+const (
+	// smallBody is the largest declared body that takes a small slot.
+	smallBody = 64 << 10
+	// smallPerLarge is how many small slots there are per large one.
+	smallPerLarge = 8
+)
+
+// pool is a set of slots.
+type pool struct {
+	slots   chan struct{} // a token per request served
+	waiting atomic.Int32  // requests waiting for a slot, at most cap(slots)
+}
+
+func newPool(n int) *pool { return &pool{slots: make(chan struct{}, n)} }
+
 // request is one request holding a slot.
 type request struct {
 	rc      *http.ResponseController
+	pool    *pool
 	started time.Time
 	reading atomic.Bool // the body has not reached EOF or an error yet
 	cut     bool        // evicted; guarded by guard.mu
@@ -79,7 +101,8 @@ func newGuard(next http.Handler, log logr.Logger, reg prometheus.Registerer, o g
 	}
 	return &guard{
 		next: next, log: log, readTimeout: o.readTimeout, evictAfter: o.evictAfter, queueWait: o.queueWait,
-		slots: make(chan struct{}, o.maxInFlight), refused: refused, active: map[*request]struct{}{},
+		small: newPool(smallPerLarge * o.maxInFlight), large: newPool(o.maxInFlight),
+		refused: refused, active: map[*request]struct{}{},
 	}, nil
 }
 
@@ -110,7 +133,11 @@ func registerRefused(reg prometheus.Registerer) (*prometheus.CounterVec, error) 
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
-	if !g.acquire(r) {
+	p := g.large
+	if r.ContentLength >= 0 && r.ContentLength <= smallBody {
+		p = g.small
+	}
+	if !g.acquire(r, p) {
 		g.refused.WithLabelValues(refusedBusy).Inc()
 		// Read nothing more from this client: after the handler, net/http
 		// would drain up to 256 KiB of the body at the client's pace.
@@ -118,10 +145,10 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", "1")
 		writeRefusal(w, g.log, http.StatusTooManyRequests,
-			fmt.Sprintf("the webhook serves %d admission requests at once; retry", cap(g.slots)))
+			fmt.Sprintf("the webhook serves %d admission requests of this size at once; retry", cap(p.slots)))
 		return
 	}
-	defer func() { <-g.slots }()
+	defer func() { <-p.slots }()
 
 	if err := rc.SetReadDeadline(time.Now().Add(g.readTimeout)); err != nil {
 		// Without a deadline a slow client could hold the slot for ever:
@@ -131,7 +158,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, g.log, http.StatusInternalServerError, "the webhook could not bound the time to read the request")
 		return
 	}
-	req := &request{rc: rc, started: time.Now()}
+	req := &request{rc: rc, pool: p, started: time.Now()}
 	req.reading.Store(true)
 	g.mu.Lock()
 	g.active[req] = struct{}{}
@@ -147,25 +174,26 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
-// acquire takes a slot, evicting a slow sender or waiting up to queueWait
-// when none is free. It reports false when the request must be refused.
-func (g *guard) acquire(r *http.Request) bool {
+// acquire takes a slot of p, evicting a slow sender or waiting up to
+// queueWait when none is free. It reports false when the request must be
+// refused.
+func (g *guard) acquire(r *http.Request, p *pool) bool {
 	select {
-	case g.slots <- struct{}{}:
+	case p.slots <- struct{}{}:
 		return true
 	default:
 	}
 	// The waiters are bounded too: each holds its headers.
-	if g.waiting.Add(1) > int32(cap(g.slots)) {
-		g.waiting.Add(-1)
+	if p.waiting.Add(1) > int32(cap(p.slots)) {
+		p.waiting.Add(-1)
 		return false
 	}
-	defer g.waiting.Add(-1)
-	g.evictSlowest()
+	defer p.waiting.Add(-1)
+	g.evictSlowest(p)
 	t := time.NewTimer(g.queueWait)
 	defer t.Stop()
 	select {
-	case g.slots <- struct{}{}:
+	case p.slots <- struct{}{}:
 		return true
 	case <-t.C:
 		return false
@@ -174,16 +202,16 @@ func (g *guard) acquire(r *http.Request) bool {
 	}
 }
 
-// evictSlowest cuts off the request that has been sending its body longest,
-// if that is longer than evictAfter. Its read fails at once, and the
-// Endpoint answers it with 408.
-func (g *guard) evictSlowest() {
+// evictSlowest cuts off the request of p that has been sending its body
+// longest, if that is longer than evictAfter. Its read fails at once, and
+// the Endpoint answers it with 408.
+func (g *guard) evictSlowest(p *pool) {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var slowest *request
 	for req := range g.active {
-		if req.cut || !req.reading.Load() || now.Sub(req.started) < g.evictAfter {
+		if req.pool != p || req.cut || !req.reading.Load() || now.Sub(req.started) < g.evictAfter {
 			continue
 		}
 		if slowest == nil || req.started.Before(slowest.started) {

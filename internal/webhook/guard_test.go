@@ -154,54 +154,85 @@ func TestRunReadDeadline(t *testing.T) {
 	}
 }
 
-// TestRunBoundsInFlight: with every slot held by requests whose bodies are
-// still arriving (too young to evict), the next request is refused at once
-// with 429, Retry-After and an AdmissionReview, and counted; once a slot
-// frees, requests are served again.
+// padded is review(t) padded with spaces to n bytes: a body over
+// smallBody, which takes a large slot.
+func padded(t *testing.T, n int) []byte {
+	b := review(t)
+	return append(b, bytes.Repeat([]byte(" "), n-len(b))...)
+}
+
+// postBody sends body on a connection of its own and returns the HTTP
+// status, the Retry-After header and the answer.
+func (s *server) postBody(t *testing.T, body []byte) (int, string, []byte) {
+	t.Helper()
+	resp, err := s.client().Post(s.webhookURL(), "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header.Get("Retry-After"), b
+}
+
+// TestRunBoundsInFlight: with every slot of its pool held by requests whose
+// bodies are still arriving (too young to evict), the next request is
+// refused at once with 429, Retry-After and an AdmissionReview, and counted.
+// Large bodies never take the slots of small ones (ordinary reviews), and
+// once a slot frees, requests are served again.
 func TestRunBoundsInFlight(t *testing.T) {
 	cfg, pool := testConfig(t)
-	cfg.MaxInFlight = 2
+	cfg.MaxInFlight = 1 // one large slot, smallPerLarge small ones
 	cfg.evictAfter = time.Hour
 	cfg.queueWait = 50 * time.Millisecond
 	s := start(t, cfg, pool)
 	const busy = `secretfetch_webhook_refused_requests_total{reason="busy"}`
 	before := s.metric(t, busy)
+	refused := func(what string, body []byte) {
+		t.Helper()
+		status, retry, b := s.postBody(t, body)
+		if status != http.StatusTooManyRequests || retry != "1" {
+			t.Fatalf("%s: HTTP %d, Retry-After %q, %.300s; want 429 with Retry-After 1", what, status, retry, b)
+		}
+		if code := reviewCode(t, b); code != http.StatusTooManyRequests || !bytes.Contains(b, []byte("admission requests of this size at once")) {
+			t.Errorf("%s: refusal %s, want a review with code 429 naming the bound", what, b)
+		}
+	}
 
-	body := review(t)
-	holders := []*slowClient{s.openSlow(t, body, len(body)/2), s.openSlow(t, body, len(body)/2)}
-	s.waitInFlight(t, 2)
-
-	resp, err := s.client().Post(s.webhookURL(), "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
-		t.Fatalf("the third request: HTTP %d, Retry-After %q, %s; want 429 with Retry-After 1", resp.StatusCode, resp.Header.Get("Retry-After"), b)
-	}
-	if code := reviewCode(t, b); code != http.StatusTooManyRequests || !bytes.Contains(b, []byte("2 admission requests at once")) {
-		t.Errorf("refusal %s, want a review with code 429 naming the bound", b)
-	}
+	big := padded(t, smallBody+1)
+	holder := s.openSlow(t, big, len(big)/2)
+	s.waitInFlight(t, 1)
+	refused("a second large body", big)
 	if got := s.metric(t, busy) - before; got != 1 {
 		t.Errorf("%s grew by %v, want 1", busy, got)
 	}
-
-	// A holder that finishes its body is answered, and frees its slot.
-	h := holders[0]
-	h.send(t, len(body)-h.sent)
-	_, code, ans := h.answer(t)
-	if code != http.StatusOK || !bytes.Contains(ans, []byte(`"allowed":true`)) {
-		t.Fatalf("the holder's answer: %s", ans)
-	}
-	s.waitInFlight(t, 1)
+	// An ordinary review has slots of its own.
 	status, ans := s.post(t)
 	checkInjected(t, status, ans)
+
+	small := review(t)
+	for range smallPerLarge {
+		s.openSlow(t, small, len(small)/2)
+	}
+	s.waitInFlight(t, 1+smallPerLarge)
+	refused("a small body with every small slot held", small)
+
+	// A holder that finishes its body is answered, and frees its slot.
+	holder.send(t, len(big)-holder.sent)
+	_, code, b := holder.answer(t)
+	if code != http.StatusOK || !bytes.Contains(b, []byte(`"allowed":true`)) {
+		t.Fatalf("the holder's answer: %s", b)
+	}
+	s.waitInFlight(t, smallPerLarge)
+	status, _, b = s.postBody(t, big)
+	checkInjected(t, status, b)
 }
 
 // TestRunEvictsSlowSenders: when every slot is held by requests still
-// sending their bodies past evictAfter, a new request evicts one (which is
-// answered 408) and is served.
+// sending their bodies past evictAfter, a new request evicts the one that
+// has been sending longest (which is answered 408) and is served.
 func TestRunEvictsSlowSenders(t *testing.T) {
 	cfg, pool := testConfig(t)
 	cfg.MaxInFlight = 2
@@ -211,40 +242,35 @@ func TestRunEvictsSlowSenders(t *testing.T) {
 	const slow = `secretfetch_webhook_refused_requests_total{reason="slow"}`
 	before := s.metric(t, slow)
 
-	body := review(t)
+	big := padded(t, smallBody+1)
 	// One after the other, so that the first has been sending longest.
-	eldest := s.openSlow(t, body, 10)
+	eldest := s.openSlow(t, big, 10)
 	s.waitInFlight(t, 1)
-	younger := s.openSlow(t, body, 10)
+	younger := s.openSlow(t, big, 10)
 	s.waitInFlight(t, 2)
 
-	code, ans := s.post(t)
-	checkInjected(t, code, ans)
+	status, _, b := s.postBody(t, big)
+	checkInjected(t, status, b)
 	if got := s.metric(t, slow) - before; got != 1 {
 		t.Errorf("%s grew by %v, want 1", slow, got)
 	}
 	if _, code, b := eldest.answer(t); code != http.StatusRequestTimeout {
 		t.Fatalf("the eldest holder's answer: %s; want it evicted with 408", b)
 	}
-	younger.send(t, len(body)-younger.sent)
+	younger.send(t, len(big)-younger.sent)
 	if _, code, b := younger.answer(t); code != http.StatusOK {
 		t.Errorf("the younger holder, left in place: %s", b)
 	}
 }
 
-// TestRunBodyCap: the server refuses a body one byte over 3.5 MiB with 413.
+// TestRunBodyCap: the server refuses a body one byte over 3.5 MiB with 413,
+// without waiting for the body.
 func TestRunBodyCap(t *testing.T) {
 	cfg, pool := testConfig(t)
 	s := start(t, cfg, pool)
-	body := append([]byte(`{"x":"`), bytes.Repeat([]byte("a"), 3<<20+512<<10+1-len(`{"x":""}`))...)
-	body = append(body, `"}`...)
-	resp, err := s.client().Post(s.webhookURL(), "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if code := reviewCode(t, b); code != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 3670016 bytes") {
+	c := s.openSlow(t, make([]byte, 3<<20+512<<10+1), 0)
+	_, code, b := c.answer(t)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "larger than 3670016 bytes") {
 		t.Errorf("answer %.300s, want a review refused with 413", b)
 	}
 }

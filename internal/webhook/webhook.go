@@ -49,7 +49,8 @@ type Config struct {
 	// the endpoints take a moment to drop a terminating pod; a connection
 	// refused in that moment would fail a pod creation (failurePolicy: Fail).
 	ShutdownDelay time.Duration
-	// MaxInFlight bounds the admission requests served at once; beyond it a
+	// MaxInFlight bounds the admission requests with a body over 64 KiB
+	// served at once, and smaller ones to eight times as many; beyond it a
 	// request is answered 429 at once (see guard).
 	MaxInFlight int
 	// BodyReadTimeout bounds the time a client may take to send a request's
@@ -73,7 +74,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownDelay, "shutdown-delay", 5*time.Second,
 		"how long to keep serving after SIGTERM, with readiness failing, so that the Service stops sending requests first")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", DefaultMaxInFlight,
-		"admission requests served at once; more are answered 429 with Retry-After (each may hold a few times the 3.5 MiB body cap)")
+		"admission requests with a body over 64 KiB served at once, and an eighth of the requests of up to 64 KiB; more are answered 429 with Retry-After")
 	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", DefaultBodyReadTimeout,
 		"how long a client may take to send a request body; a slower one is cut off")
 	fs.StringVar(&c.Mutate.InitImage, "init-image", "", "image of the init-fetch init container (required)")
@@ -110,7 +111,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 // room under GOMEMLIMIT (200 MiB) for the process's base heap (about 10 MiB)
 // and the buffers of idle connections. A review from the API server is
 // answered in well under a millisecond, so eight slots per replica serve
-// thousands of pods a second.
+// thousands of pods a second. The 64 slots of bodies up to 64 KiB, where
+// every ordinary review falls, hold at most 64 x 5 x 64 KiB = 20 MiB more.
 const DefaultMaxInFlight = 8
 
 // DefaultBodyReadTimeout is well above the time the API server takes to send
