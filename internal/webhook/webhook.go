@@ -152,6 +152,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// serveCtx ends when the webhook server stops accepting connections;
+	// see Run's doc for the order of shutdown.
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
 	endpoint := &mutate.Endpoint{
 		Webhook: &crwebhook.Admission{
 			Handler: h,
@@ -160,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		Log: log.WithName("admission"),
 	}
-	guarded, err := newGuard(endpoint, log.WithName("guard"), metrics.Registry, guardOptions{
+	guarded, err := newGuard(&finishOnShutdown{next: endpoint, serving: serveCtx}, log.WithName("guard"), metrics.Registry, guardOptions{
 		maxInFlight: cfg.MaxInFlight, readTimeout: cfg.BodyReadTimeout,
 		evictAfter: orDefault(cfg.evictAfter, defaultEvictAfter), queueWait: orDefault(cfg.queueWait, defaultQueueWait),
 	})
@@ -193,8 +197,6 @@ func Run(ctx context.Context, cfg Config) error {
 	// readiness, then the webhook server, then the rest.
 	runCtx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
-	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopServing()
 	auxCtx, stopAux := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAux()
 	var draining atomic.Bool
@@ -255,6 +257,30 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("shut down")
 	}
 	return err
+}
+
+// finishOnShutdown keeps a request's context alive when the server shuts
+// down. controller-runtime's server makes serveCtx the base of every
+// request's context, so stopping the server cancels the requests in flight,
+// and the handler, which stops when its context ends, would refuse them
+// (503) instead of finishing them. The context still ends when the client
+// goes away, as the API server does when its timeout passes.
+type finishOnShutdown struct {
+	next    http.Handler
+	serving context.Context
+}
+
+func (f *finishOnShutdown) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	defer cancel(nil)
+	stop := context.AfterFunc(r.Context(), func() {
+		// serving ends before the requests' contexts, which derive from it.
+		if f.serving.Err() == nil {
+			cancel(context.Cause(r.Context()))
+		}
+	})
+	defer stop()
+	f.next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 func orDefault(d, def time.Duration) time.Duration {

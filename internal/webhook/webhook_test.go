@@ -156,7 +156,7 @@ func checkInjected(t *testing.T, status int, body []byte) {
 	r := out.Response
 	if !r.Allowed || r.UID != "5b0c7d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e" || r.PatchType == nil ||
 		!bytes.Contains(r.Patch, []byte(`"name":"secretfetch-init"`)) {
-		t.Fatalf("response = allowed %v, uid %q, patch %s; want the pod allowed with the init container added", r.Allowed, r.UID, r.Patch)
+		t.Fatalf("response = allowed %v, uid %q, result %+v, patch %s; want the pod allowed with the init container added", r.Allowed, r.UID, r.Result, r.Patch)
 	}
 }
 
