@@ -154,3 +154,38 @@ type failingReader struct{}
 func (failingReader) Read([]byte) (int, error) {
 	return 0, errors.New("the body of a request declared over the cap was read")
 }
+
+// TestEndpointObjectCap: a review of more than 10,000 JSON objects is
+// refused with 413 before it is decoded (empty containers cost 408 bytes
+// each once decoded); braces inside strings, escaped quotes included, are
+// not objects.
+func TestEndpointObjectCap(t *testing.T) {
+	pod := func(containers, annotation string) []byte {
+		return []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"secretfetch.io/inject":"true",` +
+			`"secretfetch.io/secret-db":"prod/db","note":"` + annotation + `"}},"spec":{"securityContext":{"runAsUser":1000},"containers":[` + containers + `]}}`)
+	}
+	app := `{"name":"app"}`
+	for _, tt := range []struct {
+		name     string
+		raw      []byte
+		wantCode int32
+	}{
+		{"10,001 empty containers", pod(app+strings.Repeat(`,{}`, 10000), ""), http.StatusRequestEntityTooLarge},
+		{"braces in a string", pod(app, `\"`+strings.Repeat("{", 20000)+`\\`), http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _ := newMetrics(t)
+			r := serve(t, newWebhook(t, testConfig, m), review(t, tt.raw, admissionv1.Create, "shop", false))
+			code := int32(http.StatusOK)
+			if r.Result != nil && r.Result.Code != 0 {
+				code = r.Result.Code
+			}
+			if code != tt.wantCode {
+				t.Fatalf("result %+v, want code %d", r.Result, tt.wantCode)
+			}
+			if code == http.StatusRequestEntityTooLarge && !strings.Contains(r.Result.Message, "more than 10000") {
+				t.Errorf("message %q does not name the limit", r.Result.Message)
+			}
+		})
+	}
+}
