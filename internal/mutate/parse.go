@@ -234,6 +234,8 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 		}
 	}
 
+	errs = append(errs, parseOutputs(pod, &p, secrets, readers, opts)...)
+
 	// The plan package owns the checks that have no exported function
 	// (region, version stage and version ID formats, and the pattern). Run
 	// them all, once, by encoding the plan, and keep only the problems on
@@ -348,6 +350,7 @@ func annotationFor(planField string, files []string) string {
 	prefix := map[string]string{
 		"file": SecretPrefix, "id": SecretPrefix, "key": KeyPrefix, "versionStage": VersionStagePrefix,
 		"versionId": VersionIDPrefix, "mode": ModePrefix, "pattern": PatternPrefix,
+		"env": EnvPrefix, "noFile": FilePrefix, "format": FormatPrefix,
 	}[sub]
 	if prefix == "" {
 		return ""
