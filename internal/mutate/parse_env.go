@@ -29,7 +29,7 @@ func (c Config) parseOptions() []ParseOption {
 func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, opts []ParseOption) field.ErrorList {
 	st := newParseSettings(opts)
 	var errs field.ErrorList
-	envOwner := map[string]string{} // variable -> the name whose env- key sets it
+	var envOwner map[string]string // variable -> the name whose env- key sets it; made on first use
 	for i := range p.Secrets {
 		sec := &p.Secrets[i]
 		s := secrets[sec.File]
@@ -78,6 +78,9 @@ func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys,
 		if other, dup := envOwner[v]; dup {
 			errs = append(errs, field.Invalid(ep, v, fmt.Sprintf("%s%s already sets this variable; variable names must be unique in the pod", EnvPrefix, other)))
 			continue
+		}
+		if envOwner == nil {
+			envOwner = map[string]string{}
 		}
 		envOwner[v] = sec.File
 		if sec.Format != "" {
@@ -133,20 +136,20 @@ func envVolumeMisuse(pod *corev1.Pod) field.ErrorList {
 				"this volume name is reserved for secretfetch's env file; rename the volume"))
 		}
 	}
-	check := func(cs []corev1.Container, base *field.Path) {
+	check := func(cs []corev1.Container, list string) {
 		for i, c := range cs {
 			if c.Name == InitContainerName {
 				continue
 			}
 			for j, m := range c.VolumeMounts {
 				if m.Name == EnvVolumeName {
-					errs = append(errs, field.Forbidden(base.Index(i).Child("volumeMounts").Index(j),
+					errs = append(errs, field.Forbidden(field.NewPath("spec", list).Index(i).Child("volumeMounts").Index(j),
 						"the volume "+EnvVolumeName+" holds secretfetch's env file, which only the kubelet reads; remove the mount"))
 				}
 			}
 		}
 	}
-	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"))
-	check(pod.Spec.Containers, field.NewPath("spec", "containers"))
+	check(pod.Spec.InitContainers, "initContainers")
+	check(pod.Spec.Containers, "containers")
 	return errs
 }

@@ -16,8 +16,8 @@ import (
 // podView is the part of a pod that the webhook writes, in the pod's own
 // JSON shape: the namespace (taken from the request), the status annotation,
 // the secrets and env file volumes and the init container in full, the name
-// of every other volume, and the name, env and volume mounts of every other
-// container.
+// of every other volume, and the name and volume mounts of every other
+// container, with its env when the pod asks for variables (asksForEnv).
 //
 // The patch is computed by controller-runtime from the views of the pod
 // before and after Apply, rather than from the whole documents. The answer is
@@ -65,14 +65,29 @@ func newPodView(pod *corev1.Pod) *podView {
 			}
 		}
 	}
-	v.Spec.InitContainers = containerViews(pod.Spec.InitContainers)
-	v.Spec.Containers = containerViews(pod.Spec.Containers)
+	withEnv := asksForEnv(pod)
+	v.Spec.InitContainers = containerViews(pod.Spec.InitContainers, withEnv)
+	v.Spec.Containers = containerViews(pod.Spec.Containers, withEnv)
 	return v
 }
 
-// containerViews copies the init container in full, and the name, env and
-// volume mounts of every other container.
-func containerViews(cs []corev1.Container) []corev1.Container {
+// asksForEnv reports whether the pod has an env-<name> annotation, the only
+// case in which Apply edits the env of containers other than its own. The
+// views leave env out otherwise: copying and diffing every container's env
+// would cost every pod for the few that ask for variables. The annotations
+// are the same before and after Apply, so both views agree.
+func asksForEnv(pod *corev1.Pod) bool {
+	for k := range pod.Annotations {
+		if strings.HasPrefix(k, EnvPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// containerViews copies the init container in full, and the name and volume
+// mounts of every other container, and its env when withEnv is set.
+func containerViews(cs []corev1.Container, withEnv bool) []corev1.Container {
 	if cs == nil {
 		return nil
 	}
@@ -82,7 +97,10 @@ func containerViews(cs []corev1.Container) []corev1.Container {
 			cs[i].DeepCopyInto(&out[i])
 			continue
 		}
-		out[i] = corev1.Container{Name: cs[i].Name, VolumeMounts: slices.Clone(cs[i].VolumeMounts), Env: cloneEnv(cs[i].Env)}
+		out[i] = corev1.Container{Name: cs[i].Name, VolumeMounts: slices.Clone(cs[i].VolumeMounts)}
+		if withEnv {
+			out[i].Env = cloneEnv(cs[i].Env)
+		}
 	}
 	return out
 }

@@ -60,7 +60,7 @@ func ValidateEnvName(name string) error {
 // validateOutputs checks what each secret is delivered as: a file (raw or
 // rendered), an environment variable, or both.
 func (p *Plan) validateOutputs(add func(field, format string, args ...any)) {
-	envs := map[string]int{}
+	var envs map[string]int // made on first use: most plans have no env
 	for i, s := range p.Secrets {
 		f := "secrets[" + strconv.Itoa(i) + "]"
 		if s.Env != "" {
@@ -69,6 +69,9 @@ func (p *Plan) validateOutputs(add func(field, format string, args ...any)) {
 			} else if j, dup := envs[s.Env]; dup {
 				add(f+".env", "%q is already used by secrets[%d]; variable names must be unique", s.Env, j)
 			} else {
+				if envs == nil {
+					envs = map[string]int{}
+				}
 				envs[s.Env] = i
 			}
 		}
