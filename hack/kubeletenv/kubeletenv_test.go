@@ -35,6 +35,7 @@ func scratch(t *testing.T) string {
 	}
 	d := t.TempDir()
 	scratchDirs[t] = d
+	t.Cleanup(func() { delete(scratchDirs, t) })
 	return d
 }
 
@@ -169,4 +170,22 @@ func TestEncodeRefusesNamed(t *testing.T) {
 	if !strings.Contains(err.Error(), envfile.CodeUnsupportedValue) || bytes.Contains([]byte(err.Error()), []byte(value)) {
 		t.Errorf("error %q lacks the code or holds the value", err)
 	}
+}
+
+// FuzzCheckMatchesKubelet: for any value, Check refuses it for the parser's
+// sake exactly when the kubelet would not read it back. (NUL, bytes that are
+// not UTF-8 and the empty value are refused for other reasons.)
+func FuzzCheckMatchesKubelet(f *testing.F) {
+	for _, s := range []string{"a", "it's", "a\r\nb", "\n", "x\r", "#", " '", "a\nb'c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		err := envfile.Check("VAR", []byte(v))
+		if errors.Is(err, envfile.ErrNUL) || errors.Is(err, envfile.ErrNotUTF8) || errors.Is(err, envfile.ErrEmpty) {
+			return
+		}
+		if reads := parserReads(t, "VAR", v); reads != (err == nil) {
+			t.Errorf("%q: the kubelet reads it back: %v; Check: %v", v, reads, err)
+		}
+	})
 }
