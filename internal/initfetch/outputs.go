@@ -18,8 +18,6 @@ import (
 const (
 	// CodeBinaryEnv: a SecretBinary cannot be an environment variable.
 	CodeBinaryEnv = "BinaryEnvValue"
-	// CodeBinaryFormat: a SecretBinary cannot be rendered.
-	CodeBinaryFormat = "BinaryFormatValue"
 )
 
 // OutputError is a secret whose value was fetched but cannot be delivered
@@ -107,22 +105,17 @@ func buildOutputs(p *plan.Plan, results []fetch.Result) (*outputs, error) {
 		if s.NoFile {
 			continue
 		}
-		data := r.Value
-		if s.Format != "" {
-			if r.Binary {
-				fail("", CodeBinaryFormat, fmt.Errorf("the secret holds SecretBinary, which cannot be rendered as %s", s.Format))
-				continue
+		data, rendered, err := render.FileData(s, r.Value, r.Binary)
+		if err != nil {
+			code := render.CodeNotObject
+			var re *render.Error
+			if errors.As(err, &re) {
+				code = re.Code
 			}
-			var err error
-			if data, err = render.Render(s.Format, r.Value); err != nil {
-				code := render.CodeNotObject
-				var re *render.Error
-				if errors.As(err, &re) {
-					code = re.Code
-				}
-				fail("", code, fmt.Errorf("rendering as %s: %w", s.Format, err))
-				continue
-			}
+			fail("", code, err)
+			continue
+		}
+		if rendered {
 			o.own = append(o.own, data)
 		}
 		o.files = append(o.files, tmpfs.File{Name: s.File, Mode: s.FileMode(), Data: data})

@@ -38,7 +38,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" && e.Code == CodeNotObject {
+	if e.Key == "" {
 		return fmt.Sprintf("%s: %v", e.Code, e.Err)
 	}
 	return fmt.Sprintf("%s: key %q: %v", e.Code, e.Key, e.Err)
@@ -163,4 +163,24 @@ func offset(err error) string {
 
 func keyError(code, key, format string, args ...any) error {
 	return &Error{Code: code, Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// CodeBinary is the failure code of a SecretBinary given a format.
+const CodeBinary = "BinaryFormatValue"
+
+// FileData returns what goes into the file of s: value itself without a
+// format, else value rendered in s.Format into a new buffer (rendered is
+// true, and the caller zeroes both). A SecretBinary cannot be rendered.
+func FileData(s plan.Secret, value []byte, binary bool) (data []byte, rendered bool, err error) {
+	if s.Format == "" {
+		return value, false, nil
+	}
+	if binary {
+		return nil, false, &Error{Code: CodeBinary, Err: fmt.Errorf("the secret holds SecretBinary, which cannot be rendered as %s", s.Format)}
+	}
+	data, err = Render(s.Format, value)
+	if err != nil {
+		return nil, false, fmt.Errorf("rendering as %s: %w", s.Format, err)
+	}
+	return data, true, nil
 }
