@@ -154,6 +154,9 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// One allocation: a plan.Secret is a dozen fields, and growing the slice
+	// by appends copied it several times per pod.
+	p.Secrets = make([]plan.Secret, 0, len(names))
 	var byName []string // non-ARN secret names, for the region check
 	modeErrors := false
 	for _, name := range names {
