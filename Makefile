@@ -13,9 +13,10 @@ all: build test
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-## test: unit and integration tests, fuzz seeds and golden files (no cluster needed)
+## test: unit and integration tests, fuzz seeds and golden files, and the env file writer against the kubelet's parser (no cluster needed)
 test:
 	$(GO) test -count=1 ./...
+	$(GO) -C hack/kubeletenv test -count=1 ./...
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s)
 fuzz:

@@ -54,14 +54,18 @@ kubectl -n secretfetch-demo rollout status deployment/demo --timeout=120s
 pod=$(kubectl -n secretfetch-demo get pods -l app=demo --sort-by=.metadata.creationTimestamp \
   -o jsonpath='{.items[-1].metadata.name}')
 
-say "what the app sees in /var/run/secrets/app (pod $pod)"
-kubectl -n secretfetch-demo exec "$pod" -c app -- /demo-app --once --dir /var/run/secrets/app
+say "what the app sees in /var/run/secrets/app and in DB_PASSWORD (pod $pod)"
+kubectl -n secretfetch-demo exec "$pod" -c app -- /demo-app --once --dir /var/run/secrets/app --env DB_PASSWORD
+
+say "the app's log: names, sizes and hashes, no values"
+kubectl -n secretfetch-demo logs "$pod" -c app
 
 say "the init container's log: IDs, versions and sizes, no values"
 kubectl -n secretfetch-demo logs "$pod" -c secretfetch-init
 
 say "what the pod spec holds: references only"
 kubectl -n secretfetch-demo get pod "$pod" -o jsonpath='{range .spec.initContainers[0].env[*]}{.name}={.value}{"\n"}{end}'
+kubectl -n secretfetch-demo get pod "$pod" -o jsonpath='{range .spec.containers[0].env[?(@.valueFrom.fileKeyRef)]}{.name} <- fileKeyRef {.valueFrom.fileKeyRef}{"\n"}{end}'
 if kubectl -n secretfetch-demo get pod "$pod" -o json | grep -qE 'demo-db-password-2c81|demo-api-key-7f3a9c'; then
   echo "the pod object contains a secret value" >&2
   exit 1

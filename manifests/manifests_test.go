@@ -359,6 +359,7 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 		"--secretsmanager-endpoint":   want.smEndpoint,
 		"--sts-endpoint":              want.stsEndpoint,
 		"--volume-size-limit":         "",
+		"--env-files":                 "true",
 		"--port":                      "9443",
 		"--metrics-bind-address":      ":8080",
 		"--health-probe-bind-address": ":8081",

@@ -31,6 +31,10 @@ type options struct {
 	values string
 	// mounts is the mount table to read; empty means /proc/mounts.
 	mounts string
+	// env lists environment variables to show next to the files; lookup
+	// reads them (os.LookupEnv when nil).
+	env    envFlags
+	lookup func(string) (string, bool)
 }
 
 // listing is what the app sees in its directory. The JSON names are the
@@ -48,6 +52,8 @@ type listing struct {
 	// read the files: every file of one listing comes from this one set.
 	Data  string `json:"data,omitempty"`
 	Files []file `json:"files"`
+	// Env is the environment variables asked for with --env.
+	Env []envVar `json:"env,omitempty"`
 }
 
 // dataLink is the symlink to the current set in secretfetch's layout (as in
@@ -91,6 +97,11 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	lookup := o.lookup
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	l.Env = listEnv(o.env, lookup, show)
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		if err := enc.Encode(l); err != nil {
@@ -214,6 +225,16 @@ func printText(w io.Writer, l listing) error {
 		}
 		if f.Error != "" {
 			fmt.Fprintf(bw, " error=%q", f.Error)
+		}
+		fmt.Fprintln(bw)
+	}
+	for _, e := range l.Env {
+		fmt.Fprintf(bw, "env=%s set=%t size=%d", e.Name, e.Set, e.Size)
+		if e.SHA256 != "" {
+			fmt.Fprintf(bw, " sha256=%s", e.SHA256[:16])
+		}
+		if e.Value != nil {
+			fmt.Fprintf(bw, " value=%s", strconv.Quote(string(e.Value)))
 		}
 		fmt.Fprintln(bw)
 	}

@@ -323,3 +323,53 @@ func freeLoopbackPort(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+func TestRunEnv(t *testing.T) {
+	dir := t.TempDir()
+	mounts := filepath.Join(t.TempDir(), "mounts")
+	if err := os.WriteFile(mounts, []byte("overlay / overlay rw 0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(k string) (string, bool) {
+		v, ok := map[string]string{"DB_PASSWORD": "env-password\nline 2"}[k]
+		return v, ok
+	}
+	base := options{dir: dir, mounts: mounts, env: envFlags{"DB_PASSWORD", "MISSING"}, lookup: lookup}
+
+	t.Run("log listing: name, size and hash, no value", func(t *testing.T) {
+		var out bytes.Buffer
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		o := base
+		o.values = valuesAuto
+		if err := run(ctx, o, &out); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		text := out.String()
+		if strings.Contains(text, "env-password") || strings.Contains(text, "value=") {
+			t.Errorf("the log listing carries a value (%d bytes of output)", len(text))
+		}
+		// sha256("env-password\nline 2"), first 16 hex digits.
+		for _, want := range []string{"env=DB_PASSWORD set=true size=19 sha256=", "env=MISSING set=false size=0\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("text listing lacks %q:\n%s", want, text)
+			}
+		}
+	})
+	t.Run("once: the value", func(t *testing.T) {
+		var out bytes.Buffer
+		o := base
+		o.values, o.once, o.json = valuesAuto, true, true
+		if err := run(context.Background(), o, &out); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		var l listing
+		if err := json.Unmarshal(out.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Env) != 2 || l.Env[0].Name != "DB_PASSWORD" || string(l.Env[0].Value) != "env-password\nline 2" ||
+			len(l.Env[0].SHA256) != 64 || l.Env[1].Set || l.Env[1].Value != nil {
+			t.Errorf("env listing = %+v", l.Env)
+		}
+	})
+}

@@ -10,10 +10,12 @@
 // but no values; the one-shot mode (--once), which is meant for
 // `kubectl exec`, prints the values to whoever ran it:
 //
-//	demo-app [--dir DIR] [--once] [--json] [--values auto|show|hide]
+//	demo-app [--dir DIR] [--env NAME]... [--once] [--json] [--values auto|show|hide]
 //	demo-app [--dir DIR] --sample DURATION
 //	demo-app [...] --notify-listen 127.0.0.1:PORT
 //
+// --env lists an environment variable (secretfetch.io/env-<name> delivers
+// them) the same way: name, size and hash, and the value only with --once.
 // --json prints the same listing as one JSON object (values base64-encoded),
 // for tests.
 package main
@@ -35,6 +37,7 @@ func main() {
 	flag.StringVar(&o.values, "values", valuesAuto, "print file values: auto (only with --once), show, or hide")
 	notifyAddr := flag.String("notify-listen", "", "also serve this loopback address and log each request (the refresh sidecar's notifications) as one line")
 	sampleFor := flag.Duration("sample", 0, "instead of listing, read the set through ..data again and again for this long, and print each distinct set's SHA-256s as JSON")
+	flag.Var(&o.env, "env", "an environment variable to list next to the files, like a file; repeatable")
 	flag.Parse()
 	if *sampleFor > 0 {
 		if err := sample(o.dir, *sampleFor, os.Stdout); err != nil {

@@ -148,7 +148,10 @@ type Result struct {
 	VersionID string
 	// Value is what goes into the file: the whole SecretString or
 	// SecretBinary, or the field selected by Secret.Key. Zero it after use.
-	Value    []byte
+	Value []byte
+	// Binary says Value came from SecretBinary, which an env var cannot
+	// carry and a format cannot render.
+	Binary   bool
 	Attempts int
 	Duration time.Duration
 }
@@ -445,6 +448,7 @@ func (r *request) fetch(ctx context.Context, api API, p *plan.Plan, patterns []*
 			Secret:    s,
 			VersionID: aws.ToString(out.VersionId),
 			Value:     value,
+			Binary:    out.SecretBinary != nil,
 			Attempts:  attempts,
 			Duration:  time.Since(start),
 		}

@@ -28,7 +28,6 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
-	"github.com/secretfetch/secretfetch/internal/refresh"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
@@ -190,6 +189,13 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 	if f.refresh.on() {
 		return runRefresh(ctx, f, p, dir, getenv, log, st)
 	}
+	envDir, err := openEnvDir(p, f.allowNonTmpfs, log)
+	if err != nil {
+		return err
+	}
+	if envDir != nil {
+		defer envDir.Close()
+	}
 	clients, err := fetchClients(ctx, getenv, st)
 	if err != nil {
 		return err
@@ -220,20 +226,20 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		return err
 	}
 
-	files := make([]tmpfs.File, len(results))
-	for i, r := range results {
-		files[i] = tmpfs.File{Name: r.Secret.File, Mode: r.Secret.FileMode(), Data: r.Value}
+	defer fetch.ZeroAll(results)
+	for _, r := range results {
 		log.Info("fetched secret", "id", r.Secret.ID, "versionId", r.VersionID, "file", r.Secret.File,
 			"bytes", len(r.Value), "attempts", r.Attempts, "durationMs", float64(r.Duration.Microseconds())/1000)
 	}
-	// files share their Data with results: zeroing one zeroes both.
-	defer tmpfs.Zero(files)
-	// The same layout as the refresh sidecar swaps, with the versions it
-	// starts from.
-	if err := dir.WriteSet(tmpfs.Set{Files: files, State: refresh.NewState(results)}); err != nil {
+	out, err := buildOutputs(p, results)
+	defer out.zero()
+	if err != nil {
 		return err
 	}
-	log.Info("wrote secrets", "dir", p.Dir, "files", len(files))
+	if err := out.write(dir, envDir, log); err != nil {
+		return err
+	}
+	log.Info("wrote secrets", "dir", p.Dir, "files", len(out.files))
 	return nil
 }
 

@@ -61,15 +61,23 @@ const (
 	ModePrefix = Prefix + "mode-"
 	// PatternPrefix + <name>: an RE2 pattern the whole value must match.
 	PatternPrefix = Prefix + "pattern-"
+	// EnvPrefix + <name>: also expose the value as this environment
+	// variable, through EnvFiles (fileKeyRef).
+	EnvPrefix = Prefix + "env-"
+	// FilePrefix + <name>: "false" delivers the secret only as its env var.
+	FilePrefix = Prefix + "file-"
+	// FormatPrefix + <name>: render a JSON object as one of plan.Formats.
+	FormatPrefix = Prefix + "format-"
 )
 
 // secretKeyPrefixes lists the per-secret prefixes other than SecretPrefix,
 // in the order the parser reports them.
-var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPrefix, ModePrefix, PatternPrefix}
+var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPrefix, ModePrefix, PatternPrefix,
+	EnvPrefix, FilePrefix, FormatPrefix}
 
 // allowedKeys is how the denial for an unknown key lists what is allowed.
 const allowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, secret-<name>, key-<name>, " +
-	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>"
+	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>, env-<name>, file-<name>, format-<name>"
 
 // Names of what the webhook adds to a pod. They are reserved: a pod that
 // already has them is treated as mutated before, and they are brought up to
@@ -85,4 +93,10 @@ const (
 	RefreshContainerName = "secretfetch-refresh"
 	// InitCommand is the init-fetch binary in the init image.
 	InitCommand = "/init-fetch"
+	// EnvVolumeName is the memory-backed emptyDir that holds the env file
+	// that the kubelet reads fileKeyRef values from. Only the init
+	// container mounts it.
+	EnvVolumeName = "secretfetch-env"
+	// EnvMountPath is where the init container mounts it (plan.EnvDir).
+	EnvMountPath = "/var/run/secretfetch-env"
 )

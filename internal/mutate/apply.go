@@ -64,6 +64,10 @@ type Config struct {
 	// pod may ask for (--min-refresh-interval); 0 means
 	// DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration
+	// NoEnvFiles says the cluster lacks EnvFiles (fileKeyRef; beta and on
+	// by default since Kubernetes 1.35), from --env-files=false: env-<name>
+	// is then denied. The zero value, EnvFiles on, fits current clusters.
+	NoEnvFiles bool
 }
 
 // Validate checks the settings once at start-up, so that a bad flag stops
@@ -177,6 +181,7 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 	}
 
 	applyRefresh(pod, inj, size)
+	applyEnvFiles(pod, inj)
 
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}

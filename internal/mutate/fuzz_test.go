@@ -97,6 +97,8 @@ var fuzzSeeds = []struct {
 	{"inject=true\nsecret-..=x\nsecret-a/b=y\nmount-path=/etc\nregion=mars\nstatus=x\nbogus=1", 2},
 	{"inject=true\nsecret-db=prod/db\nmount-path=/data/x\nmode-db=0440", 2 | 8 | 128},
 	{"inject=true\nsecret-db=prod/db\nstatus=injected", 1 | 16 | 64 | 128},
+	{"inject=true\nsecret-db=prod/db\nkey-db=password\nenv-db=DB_PASSWORD\nfile-db=false\nsecret-api=prod/api\nenv-api=API_KEY", 1 | 64},
+	{"inject=true\nsecret-cfg=prod/cfg\nformat-cfg=yaml\nsecret-x=prod/x\nenv-x=AWS_REGION\ncontainers=migrate,app", 1 | 16 | 64},
 }
 
 // FuzzParseAnnotations: the parser never panics; a denial always says what

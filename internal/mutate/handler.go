@@ -108,7 +108,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err := ctx.Err(); err != nil {
 		return h.fail(log, http.StatusServiceUnavailable, ReasonCanceled, fmt.Errorf("before parsing the pod: %w", err))
 	}
-	inj, errs := Parse(pod, h.cfg.DefaultRegion, WithMinRefreshInterval(h.cfg.MinRefreshInterval))
+	inj, errs := Parse(pod, h.cfg.DefaultRegion, h.cfg.parseOptions()...)
 	if len(errs) > 0 {
 		return h.deny(log, pod, errs)
 	}

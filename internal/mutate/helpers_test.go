@@ -87,7 +87,7 @@ func mutatePod(t testing.TB, pod *corev1.Pod, cfg Config) (*corev1.Pod, field.Er
 	if !ok {
 		return out, nil
 	}
-	inj, errs := Parse(out, cfg.DefaultRegion, WithMinRefreshInterval(cfg.MinRefreshInterval))
+	inj, errs := Parse(out, cfg.DefaultRegion, cfg.parseOptions()...)
 	if len(errs) > 0 {
 		return nil, errs
 	}

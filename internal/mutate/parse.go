@@ -154,6 +154,9 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// One allocation: a plan.Secret is a dozen fields, and growing the slice
+	// by appends copied it several times per pod.
+	p.Secrets = make([]plan.Secret, 0, len(names))
 	var byName []string // non-ARN secret names, for the region check
 	modeErrors := false
 	for _, name := range names {
@@ -233,6 +236,8 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 			errs = append(errs, mountCollisions(pod, readers, mountPath)...)
 		}
 	}
+
+	errs = append(errs, parseOutputs(pod, &p, secrets, readers, opts)...)
 
 	// The plan package owns the checks that have no exported function
 	// (region, version stage and version ID formats, and the pattern). Run
@@ -348,6 +353,7 @@ func annotationFor(planField string, files []string) string {
 	prefix := map[string]string{
 		"file": SecretPrefix, "id": SecretPrefix, "key": KeyPrefix, "versionStage": VersionStagePrefix,
 		"versionId": VersionIDPrefix, "mode": ModePrefix, "pattern": PatternPrefix,
+		"env": EnvPrefix, "noFile": FilePrefix, "format": FormatPrefix,
 	}[sub]
 	if prefix == "" {
 		return ""

@@ -30,6 +30,8 @@ type ParseOption func(*parseSettings)
 
 type parseSettings struct {
 	minRefreshInterval time.Duration
+	// noEnvFiles denies env-<name> (see WithEnvFiles in parse_env.go).
+	noEnvFiles bool
 }
 
 // WithMinRefreshInterval sets the shortest refresh interval allowed

@@ -15,8 +15,9 @@ import (
 
 // podView is the part of a pod that the webhook writes, in the pod's own
 // JSON shape: the namespace (taken from the request), the status annotation,
-// the secrets volume and the init container in full, the name of every other
-// volume, and the name and volume mounts of every other container.
+// the secrets and env file volumes and the init container in full, the name
+// of every other volume, and the name and volume mounts of every other
+// container, with its env when the pod asks for variables (asksForEnv).
 //
 // The patch is computed by controller-runtime from the views of the pod
 // before and after Apply, rather than from the whole documents. The answer is
@@ -57,21 +58,36 @@ func newPodView(pod *corev1.Pod) *podView {
 	if pod.Spec.Volumes != nil {
 		v.Spec.Volumes = make([]corev1.Volume, len(pod.Spec.Volumes))
 		for i := range pod.Spec.Volumes {
-			if pod.Spec.Volumes[i].Name == VolumeName {
+			if n := pod.Spec.Volumes[i].Name; n == VolumeName || n == EnvVolumeName {
 				pod.Spec.Volumes[i].DeepCopyInto(&v.Spec.Volumes[i])
 			} else {
 				v.Spec.Volumes[i].Name = pod.Spec.Volumes[i].Name
 			}
 		}
 	}
-	v.Spec.InitContainers = containerViews(pod.Spec.InitContainers)
-	v.Spec.Containers = containerViews(pod.Spec.Containers)
+	withEnv := asksForEnv(pod)
+	v.Spec.InitContainers = containerViews(pod.Spec.InitContainers, withEnv)
+	v.Spec.Containers = containerViews(pod.Spec.Containers, withEnv)
 	return v
 }
 
+// asksForEnv reports whether the pod has an env-<name> annotation, the only
+// case in which Apply edits the env of containers other than its own. The
+// views leave env out otherwise: copying and diffing every container's env
+// would cost every pod for the few that ask for variables. The annotations
+// are the same before and after Apply, so both views agree.
+func asksForEnv(pod *corev1.Pod) bool {
+	for k := range pod.Annotations {
+		if strings.HasPrefix(k, EnvPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // containerViews copies the init container in full, and the name and volume
-// mounts of every other container.
-func containerViews(cs []corev1.Container) []corev1.Container {
+// mounts of every other container, and its env when withEnv is set.
+func containerViews(cs []corev1.Container, withEnv bool) []corev1.Container {
 	if cs == nil {
 		return nil
 	}
@@ -82,6 +98,21 @@ func containerViews(cs []corev1.Container) []corev1.Container {
 			continue
 		}
 		out[i] = corev1.Container{Name: cs[i].Name, VolumeMounts: slices.Clone(cs[i].VolumeMounts)}
+		if withEnv {
+			out[i].Env = cloneEnv(cs[i].Env)
+		}
+	}
+	return out
+}
+
+// cloneEnv copies env deeply: Apply edits the entries it owns in place.
+func cloneEnv(env []corev1.EnvVar) []corev1.EnvVar {
+	if env == nil {
+		return nil
+	}
+	out := make([]corev1.EnvVar, len(env))
+	for i := range env {
+		env[i].DeepCopyInto(&out[i])
 	}
 	return out
 }
@@ -155,21 +186,23 @@ func patch(before *podView, pod *corev1.Pod) (admission.Response, error) {
 
 // checkPaths fails if an operation would write what the view leaves out of
 // an element: anything of another volume, or anything of another container
-// but its volume mounts. Apply never does; this keeps a future change to
+// but its env and volume mounts. Apply never does; this keeps a future change to
 // Apply from corrupting pods quietly (the request fails instead, and with it
 // the pod).
 func checkPaths(ops []jsonpatch.Operation, after *podView) error {
 	volumeName := func(v *corev1.Volume) string { return v.Name }
 	containerName := func(c *corev1.Container) string { return c.Name }
-	isVolume := func(name string) bool { return name == VolumeName }
+	isVolume := func(name string) bool { return name == VolumeName || name == EnvVolumeName }
+	writable := []string{"volumeMounts", "env"}
 	lists := []struct {
-		prefix, writable string
-		own              func(string) bool
-		names            []string
+		prefix   string
+		writable []string
+		own      func(string) bool
+		names    []string
 	}{
-		{"/spec/volumes/", "", isVolume, names(after.Spec.Volumes, volumeName)},
-		{"/spec/initContainers/", "volumeMounts", ownContainer, names(after.Spec.InitContainers, containerName)},
-		{"/spec/containers/", "volumeMounts", ownContainer, names(after.Spec.Containers, containerName)},
+		{"/spec/volumes/", nil, isVolume, names(after.Spec.Volumes, volumeName)},
+		{"/spec/initContainers/", writable, ownContainer, names(after.Spec.InitContainers, containerName)},
+		{"/spec/containers/", writable, ownContainer, names(after.Spec.Containers, containerName)},
 	}
 	for _, op := range ops {
 		for _, l := range lists {
@@ -181,7 +214,7 @@ func checkPaths(ops []jsonpatch.Operation, after *podView) error {
 			if i, err := strconv.Atoi(index); err == nil && i < len(l.names) && l.own(l.names[i]) {
 				continue
 			}
-			if l.writable == "" || (field != l.writable && !strings.HasPrefix(field, l.writable+"/")) {
+			if !slices.ContainsFunc(l.writable, func(w string) bool { return field == w || strings.HasPrefix(field, w+"/") }) {
 				return fmt.Errorf("computing the patch: %s %s would write a part of the pod that the webhook does not own", op.Operation, op.Path)
 			}
 		}

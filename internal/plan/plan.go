@@ -51,6 +51,10 @@ type Plan struct {
 	// from the region it lives in.
 	Region  string   `json:"region,omitempty"`
 	Secrets []Secret `json:"secrets"`
+	// EnvDir is the absolute directory of the env file (EnvFileName) that
+	// the kubelet reads the secrets' environment variables from. It is set
+	// exactly when a secret has Env (see output.go).
+	EnvDir string `json:"envDir,omitempty"`
 }
 
 // Secret is one file to write from one Secrets Manager secret.
@@ -69,6 +73,14 @@ type Secret struct {
 	Mode Mode `json:"mode,omitempty"`
 	// Pattern, when set, is an RE2 expression that the whole value must match.
 	Pattern string `json:"pattern,omitempty"`
+	// Env, when set, is the environment variable that also receives the
+	// value, through the env file in Plan.EnvDir.
+	Env string `json:"env,omitempty"`
+	// NoFile delivers the value only as Env: no file is written into Dir.
+	NoFile bool `json:"noFile,omitempty"`
+	// Format, when set, renders a JSON object (the whole value, or the one
+	// at Key) into the file instead of writing the value as it is.
+	Format Format `json:"format,omitempty"`
 }
 
 // FileMode returns the mode to write the file with, applying the default.
@@ -257,6 +269,7 @@ func (p *Plan) Validate() error {
 			}
 		}
 	}
+	p.validateOutputs(add)
 	if len(errs) > 0 {
 		return &ValidationError{Errors: errs}
 	}

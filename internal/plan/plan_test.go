@@ -89,6 +89,17 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "short version id", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","versionId":"v1"}]}`, fields: []string{"secrets[0].versionId"}},
 		{name: "writable mode", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","mode":"0644"}]}`, fields: []string{"secrets[0].mode"}},
 		{name: "bad pattern", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","pattern":"("}]}`, fields: []string{"secrets[0].pattern"}},
+		{name: "bad env name", doc: `{"version":1,"dir":"/d","envDir":"/e","secrets":[{"file":"a","id":"x","env":"1DB"}]}`, fields: []string{"secrets[0].env"}},
+		{name: "env name with '..'", doc: `{"version":1,"dir":"/d","envDir":"/e","secrets":[{"file":"a","id":"x","env":"..DB"}]}`, fields: []string{"secrets[0].env"}},
+		{name: "duplicate env", doc: `{"version":1,"dir":"/d","envDir":"/e","secrets":[{"file":"a","id":"x","env":"DB"},{"file":"b","id":"y","env":"DB"}]}`, fields: []string{"secrets[1].env"}},
+		{name: "env without envDir", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","env":"DB"}]}`, fields: []string{"envDir"}},
+		{name: "envDir without env", doc: `{"version":1,"dir":"/d","envDir":"/e","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"envDir"}},
+		{name: "envDir inside dir", doc: `{"version":1,"dir":"/d","envDir":"/d/e","secrets":[{"file":"a","id":"x","env":"DB"}]}`, fields: []string{"envDir"}},
+		{name: "dir inside envDir", doc: `{"version":1,"dir":"/e/d","envDir":"/e","secrets":[{"file":"a","id":"x","env":"DB"}]}`, fields: []string{"envDir"}},
+		{name: "relative envDir", doc: `{"version":1,"dir":"/d","envDir":"e","secrets":[{"file":"a","id":"x","env":"DB"}]}`, fields: []string{"envDir"}},
+		{name: "noFile without env", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","noFile":true}]}`, fields: []string{"secrets[0].noFile"}},
+		{name: "unknown format", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","format":"toml"}]}`, fields: []string{"secrets[0].format"}},
+		{name: "format with env", doc: `{"version":1,"dir":"/d","envDir":"/e","secrets":[{"file":"a","id":"x","format":"json","env":"DB"}]}`, fields: []string{"secrets[0].format"}},
 		{
 			name:   "every problem at once",
 			doc:    `{"version":0,"dir":"","secrets":[{"file":"","id":"","mode":"0600"}]}`,
@@ -130,6 +141,46 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("fields = %q, want %q (error: %v)", got, tt.fields, err)
 			}
 		})
+	}
+}
+
+// TestOutputsRoundTrip: env, env only and rendered files survive the wire.
+func TestOutputsRoundTrip(t *testing.T) {
+	p := &plan.Plan{Version: plan.Version, Dir: plan.DefaultDir, EnvDir: "/var/run/secretfetch-env", Region: "us-east-1",
+		Secrets: []plan.Secret{
+			{File: "db", ID: "prod/db", Key: "password", Env: "DB_PASSWORD", NoFile: true},
+			{File: "api", ID: "prod/api", Env: "API_KEY"},
+			{File: "app.env", ID: "prod/app", Format: plan.FormatDotenv},
+		}}
+	enc, err := plan.Encode(p)
+	if err != nil {
+		t.Fatalf("Encode: %v", err)
+	}
+	for _, want := range []string{`"envDir":"/var/run/secretfetch-env"`, `"env":"DB_PASSWORD","noFile":true`, `"format":"dotenv"`} {
+		if !strings.Contains(enc, want) {
+			t.Errorf("encoded plan %s lacks %s", enc, want)
+		}
+	}
+	got, err := plan.Decode([]byte(enc))
+	if err != nil {
+		t.Fatalf("Decode(Encode(p)): %v", err)
+	}
+	if got.EnvDir != p.EnvDir || !slices.Equal(got.Secrets, p.Secrets) {
+		t.Errorf("round trip changed the plan:\n got %+v\nwant %+v", got, p)
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for _, f := range []string{"dotenv", "json", "properties", "yaml"} {
+		if got, err := plan.ParseFormat(f); err != nil || string(got) != f {
+			t.Errorf("ParseFormat(%q) = %q, %v", f, got, err)
+		}
+	}
+	for _, f := range []string{"", "YAML", "env", "toml"} {
+		_, err := plan.ParseFormat(f)
+		if err == nil || !strings.Contains(err.Error(), "dotenv, json, properties, yaml") {
+			t.Errorf("ParseFormat(%q) = %v, want an error that lists the formats", f, err)
+		}
 	}
 }
 

@@ -73,3 +73,9 @@ func isKeySegment(s string) bool {
 
 // isAccountID: ^\d{12}$
 func isAccountID(s string) bool { return len(s) == 12 && all(s, isDigit) }
+
+// isEnvName: ^[-._a-zA-Z][-._a-zA-Z0-9]*$, the Kubernetes API's
+// IsEnvVarName without its '.' and '..' rule.
+func isEnvName(s string) bool {
+	return all(s, func(b byte) bool { return isAlnum(b) || b == '_' || b == '-' || b == '.' }) && !isDigit(s[0])
+}

@@ -19,6 +19,7 @@ var syntaxRegexps = []struct {
 	{"isSecretName", regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`), isSecretName},
 	{"isKeySegment", regexp.MustCompile(`^[^.\s]+$`), isKeySegment},
 	{"isAccountID", regexp.MustCompile(`^\d{12}$`), isAccountID},
+	{"isEnvName", regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`), isEnvName},
 }
 
 var syntaxSeeds = []string{
@@ -29,6 +30,7 @@ var syntaxSeeds = []string{
 	strings.Repeat("é", 256), strings.Repeat("é", 257), strings.Repeat("b", 512), strings.Repeat("b", 513),
 	"prod/db+x=y@z.-_", "prod db", "prod:db", "111122223333", "11112222333", "1111222233334", "11112222333a",
 	"db.password", "db password", "line\nbreak", "form\ffeed", "\v",
+	"DB_PASSWORD", "1DB", "db.pass-word_2", "DB=X", "DB X", "..x",
 }
 
 // TestSyntaxMatchesRegexp: each byte loop accepts exactly what its

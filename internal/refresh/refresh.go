@@ -37,6 +37,7 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/render"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
@@ -165,7 +166,21 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	p = withFiles(p)
 	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}}, nil
+}
+
+// withFiles is p with only the secrets that have a file. An env-only secret
+// (plan.Secret.NoFile) is read by the kubelet once, when a container starts,
+// so there is nothing to refresh; and its value must not become a file.
+func withFiles(p *plan.Plan) *plan.Plan {
+	noFile := func(s plan.Secret) bool { return s.NoFile }
+	if !slices.ContainsFunc(p.Secrets, noFile) {
+		return p
+	}
+	c := *p
+	c.Secrets = slices.DeleteFunc(slices.Clone(p.Secrets), noFile)
+	return &c
 }
 
 // groups splits the plan's secrets by request, in plan order, as fetch
@@ -541,6 +556,25 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 	// to select the version.
 	for i := range results {
 		results[i].Secret = g.secrets[i]
+	}
+	// A rendered file (format-<name>) is rendered again from the new value,
+	// as init-fetch renders it. A value that no longer renders keeps the
+	// current files, like one that fails its pattern.
+	for i := range results {
+		data, rendered, err := render.FileData(results[i].Secret, results[i].Value, results[i].Binary)
+		if err != nil {
+			fetch.ZeroAll(results)
+			code := render.CodeNotObject
+			var re *render.Error
+			if errors.As(err, &re) {
+				code = re.Code
+			}
+			return nil, code, fmt.Errorf("file %s: %w", results[i].Secret.File, err)
+		}
+		if rendered {
+			clear(results[i].Value)
+			results[i].Value = data
+		}
 	}
 	return results, "", nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"let init-fetch fall back to the node's role through EC2 instance metadata when a pod has no IRSA or Pod Identity settings")
 	fs.DurationVar(&c.Mutate.MinRefreshInterval, "min-refresh-interval", mutate.DefaultMinRefreshInterval,
 		"the shortest secretfetch.io/refresh-interval a pod may ask for (at most 24h)")
+	fs.Var(notFlag{&c.Mutate.NoEnvFiles}, "env-files",
+		"the cluster supports EnvFiles (fileKeyRef; Kubernetes 1.35 or later): set false on older clusters, where secretfetch.io/env-<name> is then denied")
 	fs.Func("volume-size-limit", "sizeLimit of the secrets emptyDir, a quantity such as 4Mi (default: 2 x 64KiB per secret, at least 1Mi)",
 		func(s string) error {
 			if s == "" {
@@ -132,6 +135,29 @@ const (
 // controller-runtime and kubebuilder advise the same for webhooks; the API
 // server speaks HTTP/1.1 to them.
 func http11Only(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+
+// notFlag is a boolean flag that sets the negation of a bool, so that a
+// setting whose zero value is "on" (mutate.Config.NoEnvFiles) can still be
+// a flag that defaults to true.
+type notFlag struct{ p *bool }
+
+func (f notFlag) String() string {
+	if f.p == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*f.p)
+}
+
+func (f notFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*f.p = !v
+	return nil
+}
+
+func (f notFlag) IsBoolFlag() bool { return true }
 
 // disabled is the bind address that turns a server off.
 const disabled = "0"

@@ -337,9 +337,12 @@ func TestBindFlags(t *testing.T) {
 	err := fs.Parse([]string{"--cert-dir=/certs", "--port=10443", "--init-image=img", "--default-region=eu-west-1",
 		"--secretsmanager-endpoint=https://sm.example", "--sts-endpoint=https://sts.example", "--volume-size-limit=4Mi",
 		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s", "--host=127.0.0.1",
-		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s"})
+		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s", "--env-files=false"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !cfg.Mutate.NoEnvFiles {
+		t.Error("--env-files=false left EnvFiles on")
 	}
 	if cfg.CertDir != "/certs" || cfg.Port != 10443 || cfg.Mutate.InitImage != "img" || cfg.Mutate.DefaultRegion != "eu-west-1" ||
 		cfg.Mutate.SecretsManagerEndpoint != "https://sm.example" || cfg.Mutate.STSEndpoint != "https://sts.example" ||
@@ -357,8 +360,21 @@ func TestBindFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Mutate.VolumeSizeLimit != nil || cfg.Port != 9443 || cfg.MetricsBindAddress != ":8080" || cfg.HealthProbeBindAddress != ":8081" ||
-		cfg.MaxInFlight != 8 || cfg.BodyReadTimeout != 10*time.Second {
+		cfg.MaxInFlight != 8 || cfg.BodyReadTimeout != 10*time.Second || cfg.Mutate.NoEnvFiles {
 		t.Errorf("defaults = %+v", cfg)
+	}
+	for _, args := range [][]string{{"--env-files"}, {"--env-files=true"}, {"--env-files=false", "--env-files=1"}} {
+		fs = flagSet()
+		cfg = Config{}
+		cfg.BindFlags(fs)
+		if err := fs.Parse(args); err != nil || cfg.Mutate.NoEnvFiles {
+			t.Errorf("%q: %v, NoEnvFiles=%v; want EnvFiles on", args, err, cfg.Mutate.NoEnvFiles)
+		}
+	}
+	fs = flagSet()
+	cfg.BindFlags(fs)
+	if err := fs.Parse([]string{"--env-files=maybe"}); err == nil {
+		t.Error("--env-files=maybe was accepted")
 	}
 
 	fs = flagSet()

@@ -1,0 +1,155 @@
+package mutate
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/secretfetch/secretfetch/internal/plan"
+)
+
+// WithEnvFiles says whether the cluster supports EnvFiles (fileKeyRef),
+// from --env-files. Without it, env-<name> is denied.
+func WithEnvFiles(enabled bool) ParseOption {
+	return func(s *parseSettings) { s.noEnvFiles = !enabled }
+}
+
+// parseOptions are the ParseOptions that cfg implies.
+func (c Config) parseOptions() []ParseOption {
+	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles)}
+}
+
+// parseOutputs reads env-<name>, file-<name> and format-<name> into the
+// plan's secrets, and checks them against the pod: what each secret is
+// delivered as (a file, a rendered file, an environment variable) is decided
+// here and nowhere else.
+func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, opts []ParseOption) field.ErrorList {
+	st := newParseSettings(opts)
+	var errs field.ErrorList
+	var envOwner map[string]string // variable -> the name whose env- key sets it; made on first use
+	for i := range p.Secrets {
+		sec := &p.Secrets[i]
+		s := secrets[sec.File]
+		if v, ok := s.other[FilePrefix]; ok {
+			switch v {
+			case "true":
+			case "false":
+				sec.NoFile = true
+			default:
+				errs = append(errs, field.NotSupported(annotationPath(FilePrefix+sec.File), v, []string{"true", "false"}))
+			}
+		}
+		if v, ok := s.other[FormatPrefix]; ok {
+			fp := annotationPath(FormatPrefix + sec.File)
+			if f, err := plan.ParseFormat(v); err != nil {
+				errs = append(errs, field.NotSupported(fp, v, []string{"dotenv", "json", "properties", "yaml"}))
+			} else {
+				sec.Format = f
+			}
+			if sec.NoFile {
+				errs = append(errs, field.Forbidden(fp, fmt.Sprintf("%s%s is \"false\", so there is no file to render; remove one of the two", FilePrefix, sec.File)))
+			}
+		}
+		if _, ok := s.other[ModePrefix]; ok && sec.NoFile {
+			errs = append(errs, field.Forbidden(annotationPath(ModePrefix+sec.File),
+				fmt.Sprintf("%s%s is \"false\", so there is no file to give a mode; remove one of the two", FilePrefix, sec.File)))
+		}
+		v, ok := s.other[EnvPrefix]
+		if !ok {
+			if sec.NoFile {
+				errs = append(errs, field.Invalid(annotationPath(FilePrefix+sec.File), "false",
+					fmt.Sprintf("with no file, the secret goes nowhere: add %s%s to deliver it as an environment variable, or remove this key", EnvPrefix, sec.File)))
+			}
+			continue
+		}
+		ep := annotationPath(EnvPrefix + sec.File)
+		if st.noEnvFiles {
+			errs = append(errs, field.Forbidden(ep,
+				"EnvFiles needs Kubernetes 1.35 or later, and this webhook runs with --env-files=false; deliver the secret as a file instead"))
+			continue
+		}
+		if msgs := validation.IsEnvVarName(v); len(msgs) > 0 {
+			errs = append(errs, field.Invalid(ep, v, strings.Join(msgs, "; ")))
+			continue
+		}
+		if other, dup := envOwner[v]; dup {
+			errs = append(errs, field.Invalid(ep, v, fmt.Sprintf("%s%s already sets this variable; variable names must be unique in the pod", EnvPrefix, other)))
+			continue
+		}
+		if envOwner == nil {
+			envOwner = map[string]string{}
+		}
+		envOwner[v] = sec.File
+		if sec.Format != "" {
+			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s%s renders a file of many keys, and a variable takes one value; use %s%s to pick one field",
+				FormatPrefix, sec.File, KeyPrefix, sec.File)))
+		}
+		errs = append(errs, envClashes(pod, readers, ep, v)...)
+		sec.Env = v
+	}
+	if len(envOwner) > 0 {
+		p.EnvDir = EnvMountPath
+		if within(p.Dir, EnvMountPath) || within(EnvMountPath, p.Dir) {
+			errs = append(errs, field.Invalid(annotationPath(AnnotationMountPath), p.Dir,
+				fmt.Sprintf("overlaps %s, where the init container writes the env file; choose another directory", EnvMountPath)))
+		}
+	}
+	return append(errs, envVolumeMisuse(pod)...)
+}
+
+// envClashes refuses a variable that a reader already sets through env: the
+// pod would define it twice, and one value would silently win. Our own
+// fileKeyRef entries, from an earlier pass, do not count. envFrom is not
+// checked: its keys live in ConfigMaps and Secrets that the webhook does not
+// read, and an env entry takes precedence over envFrom anyway.
+func envClashes(pod *corev1.Pod, readers []string, ep *field.Path, name string) field.ErrorList {
+	var errs field.ErrorList
+	for _, r := range readers {
+		c, cp := containerAt(pod, r)
+		for j, e := range c.Env {
+			if e.Name == name && !isOurEnv(e) {
+				errs = append(errs, field.Invalid(ep, name,
+					fmt.Sprintf("container %q already sets this variable (%s); remove it there, or choose another name",
+						r, cp.Child("env").Index(j))))
+			}
+		}
+	}
+	return errs
+}
+
+// isOurEnv reports whether an env entry is one the webhook added.
+func isOurEnv(e corev1.EnvVar) bool {
+	return e.ValueFrom != nil && e.ValueFrom.FileKeyRef != nil && e.ValueFrom.FileKeyRef.VolumeName == EnvVolumeName
+}
+
+// envVolumeMisuse refuses a pod that uses the env file's volume name for
+// another volume, or mounts it in a container: the env file is for the
+// kubelet alone.
+func envVolumeMisuse(pod *corev1.Pod) field.ErrorList {
+	var errs field.ErrorList
+	for i, v := range pod.Spec.Volumes {
+		if v.Name == EnvVolumeName && v.EmptyDir == nil {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "volumes").Index(i).Child("name"), v.Name,
+				"this volume name is reserved for secretfetch's env file; rename the volume"))
+		}
+	}
+	check := func(cs []corev1.Container, list string) {
+		for i, c := range cs {
+			if c.Name == InitContainerName {
+				continue
+			}
+			for j, m := range c.VolumeMounts {
+				if m.Name == EnvVolumeName {
+					errs = append(errs, field.Forbidden(field.NewPath("spec", list).Index(i).Child("volumeMounts").Index(j),
+						"the volume "+EnvVolumeName+" holds secretfetch's env file, which only the kubelet reads; remove the mount"))
+				}
+			}
+		}
+	}
+	check(pod.Spec.InitContainers, "initContainers")
+	check(pod.Spec.Containers, "containers")
+	return errs
+}

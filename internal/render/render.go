@@ -1,0 +1,186 @@
+// Package render writes the top-level keys of a JSON-object secret as one
+// file in a format that apps read: dotenv, json, properties or yaml.
+//
+// There is one writer per format and no I/O. Every value is written as a
+// string: a JSON string as its characters, any other JSON value as its
+// compact JSON text, as the key-<name> annotation does. Each format's
+// quoting rules are in the comment of its writer and in the README; a key
+// or value that a format cannot carry fails the whole rendering, naming the
+// key (keys are not secret) and never the value.
+package render
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/secretfetch/secretfetch/internal/plan"
+)
+
+// Codes of a rendering failure; init-fetch puts them in the termination
+// message.
+const (
+	CodeNotObject        = "NotJSONObject"    // the value is not one JSON object
+	CodeUnsupportedKey   = "UnsupportedKey"   // a key the format cannot carry
+	CodeUnsupportedValue = "UnsupportedValue" // a value the format cannot carry
+	CodeUnknownFormat    = "UnknownFormat"    // a format this init-fetch does not know
+)
+
+// Error is a rendering failure. Key is empty when the whole value is at
+// fault. Err never holds a value.
+type Error struct {
+	Code string
+	Key  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %v", e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s: key %q: %v", e.Code, e.Key, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// entry is one top-level key and its value as a string.
+type entry struct {
+	key   string
+	value []byte
+	// isString tells a JSON string from another value's compact JSON, for
+	// the json format.
+	isString bool
+}
+
+// writer writes entries in one format.
+type writer func(entries []entry) ([]byte, error)
+
+var writers = map[plan.Format]writer{
+	plan.FormatDotenv:     dotenv,
+	plan.FormatJSON:       jsonObject,
+	plan.FormatProperties: properties,
+	plan.FormatYAML:       yaml,
+}
+
+// Render renders doc, a JSON object, in format f. The caller zeroes doc and
+// the result after use; Render zeroes its own copies of the values.
+func Render(f plan.Format, doc []byte) ([]byte, error) {
+	w, ok := writers[f]
+	if !ok {
+		return nil, &Error{Code: CodeUnknownFormat, Err: fmt.Errorf("format %q is not one of dotenv, json, properties, yaml", f)}
+	}
+	entries, err := parseObject(doc)
+	defer func() {
+		for _, e := range entries {
+			clear(e.value)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	return w(entries)
+}
+
+// parseObject reads the top-level keys of a JSON object in their order. It
+// refuses a key given twice (JSON decoders disagree on which one wins) and
+// text that is not UTF-8 (encoding/json would quietly replace it). Its
+// errors never quote the document: encoding/json's syntax errors hold the
+// offending character, so only the offset is kept.
+func parseObject(doc []byte) ([]entry, error) {
+	notObject := func(format string, args ...any) error {
+		return &Error{Code: CodeNotObject, Err: fmt.Errorf(format, args...)}
+	}
+	if !utf8.Valid(doc) {
+		return nil, notObject("the value is not valid UTF-8 text, so it is not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject("the value is not a JSON object%s; give format a secret whose value (or whose key-<name>) is one", offset(err))
+	}
+	var entries []entry
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return entries, notObject("the value is not valid JSON%s", offset(err))
+		}
+		key := tok.(string) // inside an object, a token before ':' is a key
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return entries, notObject("the value is not valid JSON%s", offset(err))
+		}
+		if seen[key] {
+			clear(raw)
+			return entries, &Error{Code: CodeUnsupportedKey, Key: key, Err: errors.New("the key is given twice in the JSON object")}
+		}
+		seen[key] = true
+		v, err := stringValue(raw)
+		isString := raw[0] == '"'
+		clear(raw)
+		if err != nil {
+			return entries, notObject("the value is not valid JSON%s", offset(err))
+		}
+		entries = append(entries, entry{key: key, value: v, isString: isString})
+	}
+	if _, err := dec.Token(); err != nil {
+		return entries, notObject("the value is not valid JSON%s", offset(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return entries, notObject("the value holds more than one JSON object")
+	}
+	return entries, nil
+}
+
+// stringValue is a JSON string's characters, or any other value's compact
+// JSON text.
+func stringValue(raw json.RawMessage) ([]byte, error) {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return []byte(s), nil
+	}
+	var out bytes.Buffer
+	out.Grow(len(raw))
+	if err := json.Compact(&out, raw); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// offset describes a JSON error by its position only.
+func offset(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf(" (syntax error at byte %d)", se.Offset)
+	}
+	return ""
+}
+
+func keyError(code, key, format string, args ...any) error {
+	return &Error{Code: code, Key: key, Err: fmt.Errorf(format, args...)}
+}
+
+// CodeBinary is the failure code of a SecretBinary given a format.
+const CodeBinary = "BinaryFormatValue"
+
+// FileData returns what goes into the file of s: value itself without a
+// format, else value rendered in s.Format into a new buffer (rendered is
+// true, and the caller zeroes both). A SecretBinary cannot be rendered.
+func FileData(s plan.Secret, value []byte, binary bool) (data []byte, rendered bool, err error) {
+	if s.Format == "" {
+		return value, false, nil
+	}
+	if binary {
+		return nil, false, &Error{Code: CodeBinary, Err: fmt.Errorf("the secret holds SecretBinary, which cannot be rendered as %s", s.Format)}
+	}
+	data, err = Render(s.Format, value)
+	if err != nil {
+		return nil, false, fmt.Errorf("rendering as %s: %w", s.Format, err)
+	}
+	return data, true, nil
+}
