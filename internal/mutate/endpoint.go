@@ -48,12 +48,30 @@ type Endpoint struct {
 	// Log receives requests that could not be read; decisions are logged
 	// by the Handler.
 	Log logr.Logger
+	// Work, when not nil, bounds the reviews decoded and handled at once:
+	// a review takes a token once its body is read, and gives it back when
+	// its answer is written. Decoding and handling use the CPU only, so
+	// more of them at once than there are CPUs adds no throughput, only the
+	// memory of each decoded pod (tens of MiB for a crafted one).
+	Work chan struct{}
 }
 
 var _ http.Handler = (*Endpoint)(nil)
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, code, err := readReview(r)
+	body, code, err := readBody(r)
+	if err == nil && e.Work != nil {
+		select {
+		case e.Work <- struct{}{}:
+			defer func() { <-e.Work }()
+		case <-r.Context().Done():
+			code, err = http.StatusServiceUnavailable, fmt.Errorf("waiting to decode the review: %w", r.Context().Err())
+		}
+	}
+	var req admission.Request
+	if err == nil {
+		req, code, err = decodeReview(body)
+	}
 	if err != nil {
 		e.Log.Error(err, "unreadable admission request", "code", code)
 		if code == http.StatusRequestEntityTooLarge || code == http.StatusRequestTimeout {
@@ -67,41 +85,48 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeReview(w, e.Log, e.Webhook.Handle(r.Context(), req))
 }
 
-// readReview reads an admission.k8s.io/v1 AdmissionReview. On failure it
+// readBody reads a request's JSON body, up to maxReviewSize. On failure it
 // returns the HTTP status that says why.
-func readReview(r *http.Request) (admission.Request, int32, error) {
+func readBody(r *http.Request) ([]byte, int32, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
-		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("content type %q is not application/json", ct)
+		return nil, http.StatusBadRequest, fmt.Errorf("content type %q is not application/json", ct)
 	}
 	if r.Body == nil {
-		return admission.Request{}, http.StatusBadRequest, errors.New("the request has no body")
+		return nil, http.StatusBadRequest, errors.New("the request has no body")
 	}
 	if r.ContentLength > maxReviewSize {
-		return admission.Request{}, http.StatusRequestEntityTooLarge,
+		return nil, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("the request body is %d bytes, larger than %d bytes", r.ContentLength, maxReviewSize)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewSize+1))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The server's read deadline (see internal/webhook) cut off a
 		// client that sent its body too slowly.
-		return admission.Request{}, http.StatusRequestTimeout, fmt.Errorf("reading the request body: too slow: %w", err)
+		return nil, http.StatusRequestTimeout, fmt.Errorf("reading the request body: too slow: %w", err)
 	}
 	if err != nil {
-		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err)
+		return nil, http.StatusBadRequest, fmt.Errorf("reading the request body: %w", err)
 	}
 	if len(body) > maxReviewSize {
-		return admission.Request{}, http.StatusRequestEntityTooLarge, fmt.Errorf("the request body is larger than %d bytes", maxReviewSize)
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the request body is larger than %d bytes", maxReviewSize)
 	}
-	// Decoding multiplies a few bytes of JSON into a large struct: "{}," in
-	// spec.containers becomes a 408-byte corev1.Container, and a 3.5 MiB pod
-	// of empty containers or volumes took 2 GiB of heap and 5 s of CPU, the
-	// webhook's memory limit eight times over, from one request. So the
-	// objects are counted first, in one pass without allocation. A real pod
-	// has tens to hundreds; its managedFields (raw bytes once decoded) add
-	// about four per list entry, so 10,000 still admits a pod of some 1,500
-	// env vars. At the cap, a pod of empty containers costs about 45 MiB of
-	// allocation and 60 ms of CPU.
-	const maxReviewObjects = 10000
+	return body, 0, nil
+}
+
+// maxReviewObjects bounds the JSON objects of a review. Decoding multiplies
+// a few bytes of JSON into a large struct: "{}," in spec.containers becomes
+// a 408-byte corev1.Container, and a 3.5 MiB pod of empty containers or
+// volumes took 2 GiB of heap and 5 s of CPU, the webhook's memory limit
+// eight times over, from one request. A real pod has tens to hundreds; its
+// managedFields (raw bytes once decoded) add about four per list entry, so
+// 10,000 still admits a pod of some 1,500 env vars. At the cap, a pod of
+// empty containers costs about 45 MiB of allocation and 60 ms of CPU, and
+// Endpoint.Work bounds how many such pods are decoded at once.
+const maxReviewObjects = 10000
+
+// countObjects counts the JSON objects in body, in one pass without
+// allocation; braces inside strings do not count.
+func countObjects(body []byte) int {
 	objects, inString, escaped := 0, false, false
 	for _, c := range body {
 		switch {
@@ -116,7 +141,13 @@ func readReview(r *http.Request) (admission.Request, int32, error) {
 			objects++
 		}
 	}
-	if objects > maxReviewObjects {
+	return objects
+}
+
+// decodeReview decodes a review read by readBody. On failure it returns the
+// HTTP status that says why.
+func decodeReview(body []byte) (admission.Request, int32, error) {
+	if objects := countObjects(body); objects > maxReviewObjects {
 		return admission.Request{}, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("the review holds %d JSON objects, more than %d", objects, maxReviewObjects)
 	}

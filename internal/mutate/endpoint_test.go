@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -188,4 +190,57 @@ func TestEndpointObjectCap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEndpointWork: with every Work token taken, a review waits, its body
+// read but not decoded, until a token is free, and gives up with 503 if its
+// request ends first.
+func TestEndpointWork(t *testing.T) {
+	pod := basePod()
+	pod.Annotations[SecretPrefix+"db"] = "prod/db"
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := review(t, raw, admissionv1.Create, pod.Namespace, false)
+	wh := newWebhook(t, testConfig, nil)
+	wh.Work = make(chan struct{}, 1)
+	wh.Work <- struct{}{} // another review holds the only token
+
+	t.Run("request ends while waiting", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, Path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		wh.ServeHTTP(rec, req)
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Response == nil || out.Response.Allowed || out.Response.Result.Code != http.StatusServiceUnavailable {
+			t.Fatalf("response %+v, want a 503 error", out.Response)
+		}
+	})
+	t.Run("served once a token is free", func(t *testing.T) {
+		done := make(chan *httptest.ResponseRecorder)
+		go func() { done <- post(wh, "application/json", body) }()
+		select {
+		case <-done:
+			t.Fatal("a review was handled while every token was taken")
+		case <-time.After(50 * time.Millisecond):
+		}
+		<-wh.Work
+		rec := <-done
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatal(err)
+		}
+		if resp := out.Response; resp == nil || !resp.Allowed || len(resp.Patch) == 0 {
+			t.Errorf("response %+v, want an injection", resp)
+		}
+		if len(wh.Work) != 0 {
+			t.Errorf("%d tokens still taken after the review, want 0", len(wh.Work))
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -189,6 +190,8 @@ func Run(ctx context.Context, cfg Config) error {
 			LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
 		},
 		Log: log.WithName("admission"),
+		// As many reviews decoded at once as there are CPUs to decode them.
+		Work: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	guarded, err := newGuard(&finishOnShutdown{next: endpoint, serving: serveCtx}, log.WithName("guard"), metrics.Registry, guardOptions{
 		maxInFlight: cfg.MaxInFlight, readTimeout: cfg.BodyReadTimeout,
