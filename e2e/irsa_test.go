@@ -81,9 +81,18 @@ spec:
 	if _, err := kubectl(ctx, strings.NewReader(manifest), "apply", "-f", "-"); err != nil {
 		return err
 	}
-	if _, err := kubectl(ctx, nil, "-n", irsaWebhookNS, "create", "secret", "tls", "tls",
-		"--cert", filepath.Join(dir, pki.CertFile), "--key", filepath.Join(dir, pki.KeyFile)); err != nil &&
-		!strings.Contains(err.Error(), "AlreadyExists") {
+	// Replace the serving certificate of an earlier run against the same
+	// cluster (its CA is gone), and restart the webhook so that it serves
+	// the new one.
+	secret, err := kubectl(ctx, nil, "-n", irsaWebhookNS, "create", "secret", "tls", "tls", "--dry-run=client", "-o", "yaml",
+		"--cert", filepath.Join(dir, pki.CertFile), "--key", filepath.Join(dir, pki.KeyFile))
+	if err != nil {
+		return err
+	}
+	if _, err := kubectl(ctx, strings.NewReader(secret), "apply", "-f", "-"); err != nil {
+		return err
+	}
+	if _, err := kubectl(ctx, nil, "-n", irsaWebhookNS, "rollout", "restart", "deployment/"+irsaHookName); err != nil {
 		return err
 	}
 	if _, err := kubectl(ctx, nil, "-n", irsaWebhookNS, "rollout", "status", "deployment/"+irsaHookName, "--timeout=120s"); err != nil {
