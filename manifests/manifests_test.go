@@ -37,10 +37,12 @@ const (
 	systemNS    = "secretfetch-system"
 	webhookName = "secretfetch-webhook"
 	tlsSecret   = "secretfetch-webhook-tls"
-	fakeURL     = "http://fake-secretsmanager.secretfetch-fake.svc:4566"
-	serviceDNS  = "secretfetch-webhook.secretfetch-system.svc"
-	digestA     = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	digestB     = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	// policyParams is the ConfigMap the policy bindings read.
+	policyParams = "secretfetch-policy-params"
+	fakeURL      = "http://fake-secretsmanager.secretfetch-fake.svc:4566"
+	serviceDNS   = "secretfetch-webhook.secretfetch-system.svc"
+	digestA      = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB      = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
 // tlsSource says where an overlay's serving certificate and caBundle come from.
@@ -435,6 +437,8 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 	wh := mwc.Webhooks[0]
 	checkWebhook(t, wh, svc)
 
+	checkPolicies(t, objs, want.initImage)
+
 	switch want.tls {
 	case tlsNone:
 		if len(wh.ClientConfig.CABundle) != 0 {
@@ -601,6 +605,68 @@ func checkCertManager(t *testing.T, objs []object, mwc admissionregistrationv1.M
 	getLoose(t, objs, ca.Spec.IssuerRef.Kind, certNS, ca.Spec.IssuerRef.Name, &root)
 	if root.Spec.SelfSigned == nil {
 		t.Errorf("the CA certificate's issuer %s is not self-signed", ca.Spec.IssuerRef.Name)
+	}
+}
+
+// checkPolicies asserts that both ValidatingAdmissionPolicies ship, bound,
+// cluster-scoped, failing closed, and reading the init image that the webhook
+// injects.
+func checkPolicies(t *testing.T, objs []object, initImage string) {
+	t.Helper()
+	var params corev1.ConfigMap
+	get(t, objs, "ConfigMap", systemNS, policyParams, &params)
+	if got := params.Data["INIT_IMAGE"]; got != initImage {
+		t.Errorf("the policies admit the init image %q, the webhook injects %q", got, initImage)
+	}
+	if got := params.Data["ALLOWED_SECRETS_DEFAULT"]; got != "any" {
+		t.Errorf("ALLOWED_SECRETS_DEFAULT = %q, want any", got)
+	}
+	for _, name := range []string{"secretfetch-injected", "secretfetch-allowed-secrets"} {
+		var p admissionregistrationv1.ValidatingAdmissionPolicy
+		get(t, objs, "ValidatingAdmissionPolicy", "", name, &p)
+		if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionregistrationv1.Fail {
+			t.Errorf("policy %s failurePolicy = %v, want Fail", name, deref(p.Spec.FailurePolicy))
+		}
+		if p.Spec.ParamKind == nil || p.Spec.ParamKind.Kind != "ConfigMap" {
+			t.Errorf("policy %s paramKind = %+v, want ConfigMap", name, p.Spec.ParamKind)
+		}
+		var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		get(t, objs, "ValidatingAdmissionPolicyBinding", "", name, &b)
+		ref := b.Spec.ParamRef
+		if b.Spec.PolicyName != name || ref == nil || ref.Name != policyParams || ref.Namespace != systemNS ||
+			ref.ParameterNotFoundAction == nil || *ref.ParameterNotFoundAction != admissionregistrationv1.DenyAction {
+			t.Errorf("binding %s = %+v, want policy %s, params %s/%s, Deny when they are missing", name, b.Spec, name, systemNS, policyParams)
+		}
+		if !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+			t.Errorf("binding %s validationActions = %v, want [Deny]", name, b.Spec.ValidationActions)
+		}
+	}
+}
+
+// TestPolicySwitches: each component switches off one policy and its
+// binding, and nothing else.
+func TestPolicySwitches(t *testing.T) {
+	kubectl := findKubectl(t)
+	root, _ := setup(t)
+	for _, tt := range []struct{ component, off, on string }{
+		{"without-injected-policy", "secretfetch-injected", "secretfetch-allowed-secrets"},
+		{"without-allowed-secrets-policy", "secretfetch-allowed-secrets", "secretfetch-injected"},
+	} {
+		t.Run(tt.component, func(t *testing.T) {
+			dir := writeKustomization(t, root, tt.component, "resources: [../base]\ncomponents: [../components/"+tt.component+"]\n")
+			objs := render(t, kubectl, dir)
+			for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+				if has(objs, kind, "", tt.off) {
+					t.Errorf("%s %s is still rendered", kind, tt.off)
+				}
+				if !has(objs, kind, "", tt.on) {
+					t.Errorf("%s %s is gone too", kind, tt.on)
+				}
+			}
+			if !has(objs, "Deployment", systemNS, webhookName) {
+				t.Error("the webhook is gone")
+			}
+		})
 	}
 }
 

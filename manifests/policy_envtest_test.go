@@ -1,0 +1,304 @@
+//go:build envtest
+
+// The ValidatingAdmissionPolicies of manifests/base, enforced by a real API
+// server: envtest starts kube-apiserver and etcd from KUBEBUILDER_ASSETS (the
+// locally built binaries; hack/envtest.sh finds them) on loopback ports, and
+// stops them at the end. Run with `make envtest`.
+package manifests_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+const initImage = "ghcr.io/secretfetch/init-fetch:v0.1.0"
+
+// policyEnv is an API server holding the base's policies, their bindings and
+// the ConfigMap that parameterises them.
+type policyEnv struct {
+	cs        kubernetes.Interface
+	configMap string // the generated name of the webhook's ConfigMap
+}
+
+func startPolicyEnv(t *testing.T) *policyEnv {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Skip("KUBEBUILDER_ASSETS is not set; run make envtest")
+	}
+	kubectl := findKubectl(t)
+	root, _ := setup(t)
+	objs := render(t, kubectl, filepath.Join(root, "base"))
+
+	te := &envtest.Environment{}
+	cfg, err := te.Start()
+	if err != nil {
+		t.Fatalf("starting envtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := te.Stop(); err != nil {
+			t.Errorf("stopping envtest: %v", err)
+		}
+	})
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	e := &policyEnv{cs: cs}
+
+	var ns corev1.Namespace
+	get(t, objs, "Namespace", "", systemNS, &ns)
+	must(t, create(ctx, cs.CoreV1().Namespaces().Create, &ns))
+	for _, o := range objs {
+		switch o.Kind {
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			get(t, objs, o.Kind, o.Namespace, o.Name, &cm)
+			must(t, create(ctx, cs.CoreV1().ConfigMaps(cm.Namespace).Create, &cm))
+			e.configMap = cm.Name
+		case "ValidatingAdmissionPolicy":
+			var p admissionregistrationv1.ValidatingAdmissionPolicy
+			get(t, objs, o.Kind, o.Namespace, o.Name, &p)
+			must(t, create(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create, &p))
+		case "ValidatingAdmissionPolicyBinding":
+			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+			get(t, objs, o.Kind, o.Namespace, o.Name, &b)
+			must(t, create(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create, &b))
+		}
+	}
+	// The API server type-checks each policy and writes what it found.
+	for _, name := range []string{"secretfetch-injected", "secretfetch-allowed-secrets"} {
+		e.waitTypeChecked(t, name)
+	}
+	return e
+}
+
+func create[T any](ctx context.Context, f func(context.Context, *T, metav1.CreateOptions) (*T, error), obj *T) error {
+	_, err := f(ctx, obj, metav1.CreateOptions{})
+	return err
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitTypeChecked fails on any type-checking warning: a misspelt field in a
+// policy is otherwise only a runtime error, which fails closed for every pod.
+func (e *policyEnv) waitTypeChecked(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, func() error {
+		p, err := e.cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Status.TypeChecking == nil || p.Status.ObservedGeneration != p.Generation {
+			return fmt.Errorf("policy %s is not type-checked yet", name)
+		}
+		return nil
+	})
+	p, err := e.cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(t.Context(), name, metav1.GetOptions{})
+	must(t, err)
+	for _, w := range p.Status.TypeChecking.ExpressionWarnings {
+		t.Errorf("policy %s: %s: %s", name, w.FieldRef, w.Warning)
+	}
+}
+
+// namespace creates a namespace with the given annotations.
+func (e *policyEnv) namespace(t *testing.T, name string, annotations map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+	must(t, create(t.Context(), e.cs.CoreV1().Namespaces().Create, ns))
+}
+
+// setDefault sets ALLOWED_SECRETS_DEFAULT in the policies' ConfigMap.
+func (e *policyEnv) setDefault(t *testing.T, value string) {
+	t.Helper()
+	cms := e.cs.CoreV1().ConfigMaps(systemNS)
+	cm, err := cms.Get(t.Context(), e.configMap, metav1.GetOptions{})
+	must(t, err)
+	cm.Data["ALLOWED_SECRETS_DEFAULT"] = value
+	_, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{})
+	must(t, err)
+}
+
+// admit creates the pod as a server-side dry run, so that nothing is kept and
+// every case can reuse a name. It returns the admission error, if any.
+func (e *policyEnv) admit(ctx context.Context, pod *corev1.Pod) error {
+	_, err := e.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	return err
+}
+
+// outcome is what a case expects: admitted (no wants), or denied with a
+// message holding every want.
+func checkOutcome(err error, wants []string) error {
+	if len(wants) == 0 {
+		if err != nil {
+			return fmt.Errorf("denied, want admitted: %w", err)
+		}
+		return nil
+	}
+	if err == nil {
+		return errors.New("admitted, want denied")
+	}
+	if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
+		return fmt.Errorf("failed, but not as a policy denial: %w", err)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			return fmt.Errorf("the denial does not say %q: %w", w, err)
+		}
+	}
+	return nil
+}
+
+// eventually retries f until it succeeds: a new binding, policy or parameter
+// reaches the API server's admission informers a moment after it is stored.
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("still after 60 s: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+type podOpt func(*corev1.Pod)
+
+func pod(ns string, opts ...podOpt) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns, Annotations: map[string]string{}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "app", Image: "example.com/app:v1"}},
+		},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+func annotate(kv ...string) podOpt {
+	return func(p *corev1.Pod) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			p.Annotations[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+// injected is what the webhook adds, with the given init image.
+func injected(image string) podOpt {
+	return func(p *corev1.Pod) {
+		p.Annotations["secretfetch.io/status"] = "injected"
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "secretfetch-init", Image: image})
+		p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "secretfetch-secrets",
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	e := startPolicyEnv(t)
+	e.namespace(t, "apps", nil)
+	e.namespace(t, "team-a", map[string]string{
+		"secretfetch.io/allowed-secrets": "team-a/, arn:aws:secretsmanager:us-east-1:111122223333:secret:shared/",
+	})
+	e.namespace(t, "locked", map[string]string{"secretfetch.io/allowed-secrets": ""})
+
+	optIn := annotate("secretfetch.io/inject", "true", "secretfetch.io/secret-db", "prod/db")
+	tests := []struct {
+		name  string
+		pod   *corev1.Pod
+		wants []string // empty: admitted
+	}{
+		// secretfetch-injected
+		{"opted in, the webhook never ran", pod("apps", optIn), []string{
+			"secretfetch-injected", `secretfetch.io/inject: "true"`, "secretfetch.io/status: injected",
+			"the init container secretfetch-init", "the memory-backed volume secretfetch-secrets",
+			"the secretfetch webhook did not run"}},
+		{"a look-alike init container", pod("apps", optIn, injected("evil.example.com/init-fetch:v0.1.0")), []string{
+			"the init container secretfetch-init with the image " + initImage, "(it has evil.example.com/init-fetch:v0.1.0)",
+			"the secretfetch webhook did not run"}},
+		{"injected", pod("apps", optIn, injected(initImage)), nil},
+		{"a disk-backed volume", pod("apps", optIn, injected(initImage), func(p *corev1.Pod) {
+			p.Spec.Volumes[0].EmptyDir.Medium = ""
+		}), []string{"the memory-backed volume secretfetch-secrets"}},
+		{"opted out", pod("apps", annotate("secretfetch.io/inject", "false")), nil},
+		{"no annotations at all", pod("apps"), nil},
+
+		// secretfetch-allowed-secrets
+		{"a name under an allowed prefix", pod("team-a", annotate("secretfetch.io/secret-db", "team-a/db")), nil},
+		{"an ARN under an allowed prefix", pod("team-a",
+			annotate("secretfetch.io/secret-db", "arn:aws:secretsmanager:us-east-1:111122223333:secret:shared/db-AbCdEf")), nil},
+		{"a name under no allowed prefix", pod("team-a", annotate("secretfetch.io/secret-db", "team-b/db")), []string{
+			"secretfetch-allowed-secrets", `secretfetch.io/secret-db="team-b/db"`, "secretfetch.io/allowed-secrets",
+			"team-a/,arn:aws:secretsmanager:us-east-1:111122223333:secret:shared/"}},
+		{"one bad secret among good ones", pod("team-a", annotate(
+			"secretfetch.io/secret-a", "team-a/a", "secretfetch.io/secret-b", "other/b")), []string{`secretfetch.io/secret-b="other/b"`}},
+		{"an injected pod in an allowed namespace", pod("team-a", optIn, injected(initImage), annotate("secretfetch.io/secret-db", "team-a/db")), nil},
+		{"an empty allow list allows nothing", pod("locked", annotate("secretfetch.io/secret-db", "x")), []string{"secretfetch.io/allowed-secrets"}},
+		{"an unannotated namespace, default any", pod("apps", annotate("secretfetch.io/secret-db", "anything/at-all")), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The bindings may take a moment to reach the admission plugin.
+			eventually(t, func() error { return checkOutcome(e.admit(t.Context(), tt.pod), tt.wants) })
+		})
+	}
+
+	// The cluster-wide default, flipped to none: an unannotated namespace may
+	// name nothing, an annotated one keeps its list.
+	t.Run("default none", func(t *testing.T) {
+		e.setDefault(t, "none")
+		eventually(t, func() error {
+			return checkOutcome(e.admit(t.Context(), pod("apps", annotate("secretfetch.io/secret-db", "anything/at-all"))),
+				[]string{`secretfetch.io/secret-db="anything/at-all"`, "no secretfetch.io/allowed-secrets annotation", "ALLOWED_SECRETS_DEFAULT is none"})
+		})
+		eventually(t, func() error {
+			return checkOutcome(e.admit(t.Context(), pod("team-a", annotate("secretfetch.io/secret-db", "team-a/db"))), nil)
+		})
+		eventually(t, func() error { return checkOutcome(e.admit(t.Context(), pod("apps")), nil) })
+	})
+	t.Run("a default that is neither any nor none", func(t *testing.T) {
+		e.setDefault(t, "maybe")
+		eventually(t, func() error {
+			return checkOutcome(e.admit(t.Context(), pod("apps", annotate("secretfetch.io/secret-db", "x"))),
+				[]string{"ALLOWED_SECRETS_DEFAULT", `"maybe"`, "allowed: any, none"})
+		})
+	})
+}
+
+// TestPolicyWithoutParams: without the ConfigMap there is no init image to
+// compare with, and the bindings deny rather than pass.
+func TestPolicyWithoutParams(t *testing.T) {
+	e := startPolicyEnv(t)
+	e.namespace(t, "apps", nil)
+	must(t, e.cs.CoreV1().ConfigMaps(systemNS).Delete(t.Context(), e.configMap, metav1.DeleteOptions{}))
+	eventually(t, func() error {
+		return checkOutcome(e.admit(t.Context(), pod("apps", annotate("secretfetch.io/inject", "true"), injected(initImage))),
+			[]string{"secretfetch-injected"})
+	})
+	eventually(t, func() error { return checkOutcome(e.admit(t.Context(), pod("apps")), nil) })
+}
