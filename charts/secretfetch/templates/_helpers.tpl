@@ -1,0 +1,70 @@
+{{/*
+The names match manifests/base, so that the chart and the kustomize base
+describe the same objects (charts/chart_test.go keeps them equal).
+*/}}
+{{- define "secretfetch.name" -}}secretfetch-webhook{{- end -}}
+
+{{- define "secretfetch.serviceDNS" -}}
+{{ include "secretfetch.name" . }}.{{ .Release.Namespace }}.svc
+{{- end -}}
+
+{{- define "secretfetch.tlsSecret" -}}
+{{ .Values.tls.existingSecret | default "secretfetch-webhook-tls" }}
+{{- end -}}
+
+{{/*
+The labels on every object: kustomize's part-of label of the base, and Helm's
+own. The one-truth test ignores exactly the Helm ones.
+*/}}
+{{- define "secretfetch.labels" -}}
+app.kubernetes.io/part-of: secretfetch
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* image renders repository:tag or repository@digest; the tag defaults to the chart's appVersion. */}}
+{{- define "secretfetch.image" -}}
+{{- $img := index . 0 -}}{{- $root := index . 1 -}}
+{{- if $img.digest -}}
+{{ $img.repository }}@{{ $img.digest }}
+{{- else -}}
+{{ $img.repository }}:{{ $img.tag | default $root.Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The webhook's settings, as the base's ConfigMap carries them. Keys and values
+are strings, as in a kustomize configMapGenerator.
+*/}}
+{{- define "secretfetch.configData" -}}
+{{- $d := dict
+  "INIT_IMAGE" (include "secretfetch.image" (list .Values.initImage .))
+  "DEFAULT_REGION" (.Values.config.defaultRegion | toString)
+  "SECRETSMANAGER_ENDPOINT" (.Values.config.secretsManagerEndpoint | toString)
+  "STS_ENDPOINT" (.Values.config.stsEndpoint | toString)
+  "VOLUME_SIZE_LIMIT" (.Values.config.volumeSizeLimit | toString)
+-}}
+{{- toJson $d -}}
+{{- end -}}
+
+{{/*
+The ConfigMap's name carries kustomize's hash of its content, computed as
+kustomize's configMapGenerator does (sigs.k8s.io/kustomize/api/hasher): the
+sha256 of {"data":...,"kind":"ConfigMap","name":""} as sorted JSON (kustomize
+looks the name up under one key, "metadata/name", finds nothing and hashes ""),
+its first 10 hex digits with 0,1,3,a,e swapped for g,h,k,m,t. A changed setting
+renames the ConfigMap and so rolls the Deployment, in the chart as in
+kustomize, and the default render keeps the base's very name (the one-truth
+test in charts/ fails if kustomize ever changes this).
+*/}}
+{{- define "secretfetch.configName" -}}
+{{- $enc := dict "data" (include "secretfetch.configData" . | fromJson) "kind" "ConfigMap" "name" "" | toJson -}}
+{{- $hex := sha256sum $enc | trunc 10 -}}
+{{- $hash := "" -}}
+{{- range $c := splitList "" $hex -}}
+{{- $hash = print $hash (get (dict "0" "g" "1" "h" "3" "k" "a" "m" "e" "t") $c | default $c) -}}
+{{- end -}}
+secretfetch-webhook-config-{{ $hash }}
+{{- end -}}
