@@ -161,4 +161,3 @@ func runHelm(ctx context.Context, helm string, args ...string) (string, error) {
 	}
 	return stdout.String(), nil
 }
-
