@@ -35,17 +35,27 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 
 {{/*
-The webhook's settings, as the base's ConfigMap carries them. Keys and values
-are strings, as in a kustomize configMapGenerator.
+The webhook's settings, as the base's ConfigMap carries them, in the order of
+the base's args and env: [ConfigMap key, flag, value]. Each one is a literal
+in the ConfigMap, an env var read from it, and a --flag=$(KEY) arg, so adding
+a setting is one line here.
 */}}
+{{- define "secretfetch.settings" -}}
+{{- $c := .Values.config -}}
+{{- list
+  (list "INIT_IMAGE" "init-image" (include "secretfetch.image" (list .Values.initImage .)))
+  (list "DEFAULT_REGION" "default-region" ($c.defaultRegion | toString))
+  (list "SECRETSMANAGER_ENDPOINT" "secretsmanager-endpoint" ($c.secretsManagerEndpoint | toString))
+  (list "STS_ENDPOINT" "sts-endpoint" ($c.stsEndpoint | toString))
+  (list "VOLUME_SIZE_LIMIT" "volume-size-limit" ($c.volumeSizeLimit | toString))
+| toJson -}}
+{{- end -}}
+
 {{- define "secretfetch.configData" -}}
-{{- $d := dict
-  "INIT_IMAGE" (include "secretfetch.image" (list .Values.initImage .))
-  "DEFAULT_REGION" (.Values.config.defaultRegion | toString)
-  "SECRETSMANAGER_ENDPOINT" (.Values.config.secretsManagerEndpoint | toString)
-  "STS_ENDPOINT" (.Values.config.stsEndpoint | toString)
-  "VOLUME_SIZE_LIMIT" (.Values.config.volumeSizeLimit | toString)
--}}
+{{- $d := dict -}}
+{{- range include "secretfetch.settings" . | fromJsonArray -}}
+{{- $_ := set $d (index . 0) (index . 2) -}}
+{{- end -}}
 {{- toJson $d -}}
 {{- end -}}
 
