@@ -234,6 +234,7 @@ func TestSchema(t *testing.T) {
 		{"a failurePolicy that does not exist", "webhook.failurePolicy=Open", []string{"failurePolicy"}},
 		{"a digest that is not one", "image.digest=latest", []string{"digest"}},
 		{"a cluster-wide default that is neither any nor none", "policies.allowedSecrets.default=some", []string{"default"}},
+		{"a refresh floor that is not a duration", "config.minRefreshInterval=soon", []string{"minRefreshInterval"}},
 		{"an extra arg that is not a flag", "extraArgs[0]=verbose", []string{"extraArgs"}},
 	}
 	for _, tt := range tests {
