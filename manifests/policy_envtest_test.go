@@ -198,6 +198,15 @@ func injected(image string) podOpt {
 	}
 }
 
+// sidecar adds the refresh sidecar with the given image after the init
+// container, as the webhook does for secretfetch.io/refresh-interval.
+func sidecar(image string) podOpt {
+	return func(p *corev1.Pod) {
+		always := corev1.ContainerRestartPolicyAlways
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "secretfetch-refresh", Image: image, RestartPolicy: &always})
+	}
+}
+
 func TestPolicies(t *testing.T) {
 	e := startPolicyEnv(t)
 	e.namespace(t, "apps", nil)
@@ -229,6 +238,9 @@ func TestPolicies(t *testing.T) {
 		{"a disk-backed volume", pod("apps", optIn, injected(initImage), func(p *corev1.Pod) {
 			p.Spec.Volumes[0].EmptyDir.Medium = ""
 		}), []string{"the memory-backed volume secretfetch-secrets"}},
+		{"a look-alike refresh sidecar", pod("apps", optIn, injected(initImage), sidecar("evil.example.com/refresh:v1")), []string{
+			"the refresh sidecar secretfetch-refresh with the image " + initImage, "(it has evil.example.com/refresh:v1)"}},
+		{"injected with refresh", pod("apps", optIn, injected(initImage), sidecar(initImage)), nil},
 		{"opted out", pod("apps", annotate("secretfetch.io/inject", "false")), nil},
 		{"no annotations at all", pod("apps"), nil},
 
