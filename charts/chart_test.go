@@ -374,6 +374,12 @@ func TestProvidedTLS(t *testing.T) {
 		t.Errorf("mounted Secret = %q, want my-tls", got)
 	}
 
+	// Two sources for one certificate is a mistake, not a choice.
+	_, err = run(t.Context(), helm, "template", release, chartDir, "--namespace", namespace, "-f", values, "--set", "certManager.enabled=true")
+	if err == nil || !strings.Contains(err.Error(), "set one") {
+		t.Errorf("existingSecret with certManager: err = %v, want one saying to set one", err)
+	}
+
 	// Without the CA, the API server could not trust the webhook.
 	_, err = run(t.Context(), helm, "template", release, chartDir, "--namespace", namespace, "--set", "tls.existingSecret=my-tls")
 	if err == nil || !strings.Contains(err.Error(), "tls.caBundle") {
