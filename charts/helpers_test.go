@@ -23,7 +23,17 @@ const (
 	chartDir  = "secretfetch"
 	release   = "secretfetch"
 	namespace = "secretfetch-system"
+	// kubeVersion is the cluster version the renders assume: Helm's default
+	// depends on how the binary was built (a plain go build of Helm 3 says
+	// v1.20, which the chart's kubeVersion >= 1.30 refuses).
+	kubeVersion = "v1.33.0"
 )
+
+// templateArgs is `helm template` as `helm install -n secretfetch-system`
+// would render, plus extra arguments (-f, --set).
+func templateArgs(extra ...string) []string {
+	return slices.Concat([]string{"template", release, chartDir, "--namespace", namespace, "--kube-version", kubeVersion}, extra)
+}
 
 // helmLabels are the labels that the chart adds and the kustomize base does
 // not: Helm's own bookkeeping.
@@ -82,7 +92,7 @@ func run(ctx context.Context, name string, args ...string) ([]byte, error) {
 // would, with the given extra arguments (-f, --set).
 func helmTemplate(t *testing.T, helm string, args ...string) []object {
 	t.Helper()
-	out, err := run(t.Context(), helm, slices.Concat([]string{"template", release, chartDir, "--namespace", namespace}, args)...)
+	out, err := run(t.Context(), helm, templateArgs(args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
