@@ -17,6 +17,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/secretfetch/secretfetch/hack/certs/pki"
@@ -165,7 +166,7 @@ func maskSelfSigned(t *testing.T, out []byte, objs []object) []byte {
 // Helm's labels. The differences it allows are listed, each with its reason.
 func TestOneTruth(t *testing.T) {
 	helm, kubectl := findHelm(t), findKubectl(t)
-	chart := helmTemplate(t, helm, "--set", "networkPolicy.enabled=true")
+	chart := helmTemplate(t, helm)
 	base := kustomize(t, kubectl, filepath.Join("..", "manifests", "base"))
 
 	// Objects only one side has.
@@ -179,12 +180,6 @@ func TestOneTruth(t *testing.T) {
 		// The base leaves TLS to its overlays; the chart's default makes it.
 		"Secret " + namespace + "/" + tlsSecret: "the self-signed TLS",
 	}
-	if !slices.ContainsFunc(base, func(o object) bool { return o.Kind == "NetworkPolicy" }) {
-		// Until manifests/base carries one, the chart's is checked on its
-		// own in TestValues.
-		onlyChart["NetworkPolicy "+namespace+"/secretfetch-webhook"] = "not in the base yet"
-	}
-
 	chartObjs := map[string]object{}
 	for _, o := range chart {
 		chartObjs[o.key()] = o
@@ -263,6 +258,7 @@ func TestSchema(t *testing.T) {
 		{"a digest that is not one", "image.digest=latest", []string{"digest"}},
 		{"a cluster-wide default that is neither any nor none", "policies.allowedSecrets.default=some", []string{"default"}},
 		{"a refresh floor that is not a duration", "config.minRefreshInterval=soon", []string{"minRefreshInterval"}},
+		{"a max-in-flight of zero", "server.maxInFlight=0", []string{"maxInFlight"}},
 		{"an extra arg that is not a flag", "extraArgs[0]=verbose", []string{"extraArgs"}},
 	}
 	for _, tt := range tests {
@@ -293,7 +289,8 @@ func TestValues(t *testing.T) {
 		"--set", "initImage.tag=v9",
 		"--set", "config.defaultRegion=eu-west-1",
 		"--set", "logLevel=debug", "--set", "logFormat=json",
-		"--set", "extraArgs[0]=--shutdown-delay=10s",
+		"--set", "extraArgs[0]=--allow-node-credentials=false",
+		"--set", "server.maxInFlight=16", "--set", "server.bodyReadTimeout=5s", "--set", "server.shutdownDelay=10s",
 		"--set", "replicaCount=3",
 		"--set", "priorityClassName=critical",
 		"--set", "webhook.failurePolicy=Ignore",
@@ -301,7 +298,7 @@ func TestValues(t *testing.T) {
 		"--set", "webhook.namespaceSelector.matchExpressions[0].key=tier",
 		"--set", "webhook.namespaceSelector.matchExpressions[0].operator=Exists",
 		"--set", "policies.allowedSecrets.default=none",
-		"--set", "networkPolicy.enabled=true",
+		"--set", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
 		"--set", "metrics.serviceMonitor.enabled=true",
 		"--set", "podDisruptionBudget.enabled=false",
 	)
@@ -315,7 +312,8 @@ func TestValues(t *testing.T) {
 	if *dep.Spec.Replicas != 3 || dep.Spec.Template.Spec.PriorityClassName != "critical" {
 		t.Errorf("replicas %d, priorityClassName %q", *dep.Spec.Replicas, dep.Spec.Template.Spec.PriorityClassName)
 	}
-	for _, arg := range []string{"--zap-log-level=debug", "--zap-encoder=json", "--shutdown-delay=10s"} {
+	for _, arg := range []string{"--zap-log-level=debug", "--zap-encoder=json", "--allow-node-credentials=false",
+		"--max-in-flight=16", "--body-read-timeout=5s", "--shutdown-delay=10s"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("args %q lack %q", c.Args, arg)
 		}
@@ -362,9 +360,18 @@ func TestValues(t *testing.T) {
 	}
 
 	findKind(t, objs, "ServiceMonitor")
-	np := findKind(t, objs, "NetworkPolicy")
-	if got := dig(np.Body, "spec", "podSelector", "matchLabels", "app.kubernetes.io/name"); got != "secretfetch-webhook" {
-		t.Errorf("NetworkPolicy selects %v", got)
+	// The metrics port admits only metricsFrom; the webhook port stays open
+	// to any source (the API server's address is not portable).
+	var np networkingv1.NetworkPolicy
+	into(t, findKind(t, objs, "NetworkPolicy"), &np)
+	if np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] != "secretfetch-webhook" || len(np.Spec.Ingress) != 2 ||
+		len(np.Spec.Ingress[0].From) != 0 || np.Spec.Ingress[0].Ports[0].Port.StrVal != "webhook" ||
+		len(np.Spec.Ingress[1].From) != 1 || np.Spec.Ingress[1].Ports[0].Port.StrVal != "metrics" {
+		t.Errorf("NetworkPolicy spec = %+v, want the webhook port from anywhere and metrics from metricsFrom", np.Spec)
+	}
+	off := helmTemplate(t, helm, "--set", "networkPolicy.enabled=false")
+	if slices.ContainsFunc(off, func(o object) bool { return o.Kind == "NetworkPolicy" }) {
+		t.Error("networkPolicy.enabled=false still renders one")
 	}
 	if slices.ContainsFunc(objs, func(o object) bool { return o.Kind == "PodDisruptionBudget" }) {
 		t.Error("podDisruptionBudget.enabled=false still renders one")
