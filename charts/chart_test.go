@@ -258,6 +258,7 @@ func TestSchema(t *testing.T) {
 		{"a digest that is not one", "image.digest=latest", []string{"digest"}},
 		{"a cluster-wide default that is neither any nor none", "policies.allowedSecrets.default=some", []string{"default"}},
 		{"a refresh floor that is not a duration", "config.minRefreshInterval=soon", []string{"minRefreshInterval"}},
+		{"envFiles as a string", "config.envFiles=yes", []string{"envFiles"}},
 		{"a max-in-flight of zero", "server.maxInFlight=0", []string{"maxInFlight"}},
 		{"an extra arg that is not a flag", "extraArgs[0]=verbose", []string{"extraArgs"}},
 	}
@@ -288,6 +289,7 @@ func TestValues(t *testing.T) {
 		"--set", "initImage.repository=registry.example.com/init-fetch",
 		"--set", "initImage.tag=v9",
 		"--set", "config.defaultRegion=eu-west-1",
+		"--set", "config.envFiles=false",
 		"--set", "logLevel=debug", "--set", "logFormat=json",
 		"--set", "extraArgs[0]=--allow-node-credentials=false",
 		"--set", "server.maxInFlight=16", "--set", "server.bodyReadTimeout=5s", "--set", "server.shutdownDelay=10s",
@@ -325,7 +327,7 @@ func TestValues(t *testing.T) {
 	if cm.Name == configName(t, defaults) {
 		t.Errorf("ConfigMap %s kept its name after its data changed", cm.Name)
 	}
-	if data := dig(cm.Body, "data").(map[string]any); data["INIT_IMAGE"] != "registry.example.com/init-fetch:v9" || data["DEFAULT_REGION"] != "eu-west-1" {
+	if data := dig(cm.Body, "data").(map[string]any); data["INIT_IMAGE"] != "registry.example.com/init-fetch:v9" || data["DEFAULT_REGION"] != "eu-west-1" || data["ENV_FILES"] != "false" {
 		t.Errorf("webhook ConfigMap data = %v", data)
 	}
 	for _, e := range c.Env {

@@ -49,6 +49,7 @@ a setting is one line here.
   (list "STS_ENDPOINT" "sts-endpoint" ($c.stsEndpoint | toString))
   (list "VOLUME_SIZE_LIMIT" "volume-size-limit" ($c.volumeSizeLimit | toString))
   (list "MIN_REFRESH_INTERVAL" "min-refresh-interval" ($c.minRefreshInterval | toString))
+  (list "ENV_FILES" "env-files" ($c.envFiles | toString))
 | toJson -}}
 {{- end -}}
 
