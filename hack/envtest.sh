@@ -19,4 +19,4 @@ done
 export KUBEBUILDER_ASSETS=$assets
 # Render the base with the same kubectl, not whichever is first in PATH.
 export KUBECTL=${KUBECTL:-$assets/kubectl}
-go test -tags envtest -count=1 -run 'TestPolicies|TestPolicyWithoutParams' -v ./manifests/ "$@"
+go test -tags envtest -count=1 -run '^TestPolic' -v ./manifests/ "$@"

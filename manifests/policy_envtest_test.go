@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
 )
 
 const initImage = "ghcr.io/secretfetch/init-fetch:v0.1.0"
@@ -108,10 +109,15 @@ func (e *policyEnv) namespace(t *testing.T, name string, annotations map[string]
 // setDefault sets ALLOWED_SECRETS_DEFAULT in the policies' ConfigMap.
 func (e *policyEnv) setDefault(t *testing.T, value string) {
 	t.Helper()
+	e.setParam(t, "ALLOWED_SECRETS_DEFAULT", value)
+}
+
+func (e *policyEnv) setParam(t *testing.T, key, value string) {
+	t.Helper()
 	cms := e.cs.CoreV1().ConfigMaps(systemNS)
 	cm, err := cms.Get(t.Context(), policyParams, metav1.GetOptions{})
 	must(t, err)
-	cm.Data["ALLOWED_SECRETS_DEFAULT"] = value
+	cm.Data[key] = value
 	_, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{})
 	must(t, err)
 }
@@ -302,4 +308,73 @@ func TestPolicyWithoutParams(t *testing.T) {
 	must(t, e.cs.CoreV1().ConfigMaps(systemNS).Delete(t.Context(), policyParams, metav1.DeleteOptions{}))
 	eventually(t, func() error { return checkOutcome(e.admit(t.Context(), pod("apps")), nil) })
 	eventually(t, func() error { return checkOutcome(e.admit(t.Context(), unmutated), nil) })
+}
+
+// TestPolicyAdmitsTheWebhooksPods: every pod in the webhook's golden files
+// (internal/mutate/testdata/*/want.yaml: refresh sidecars, env files,
+// reinvocation, user init containers) passes secretfetch-injected, and the
+// same pod as it arrived (in.yaml, opted in) does not. The policy must never
+// deny what the webhook makes.
+func TestPolicyAdmitsTheWebhooksPods(t *testing.T) {
+	wants, err := filepath.Glob(filepath.Join("..", "internal", "mutate", "testdata", "*", "want.yaml"))
+	must(t, err)
+	if len(wants) < 10 {
+		t.Fatalf("found %d golden pods, want the webhook's golden files", len(wants))
+	}
+	e := startPolicyEnv(t)
+	const goldenInitImage = "secretfetch.local/init-fetch:dev" // the image the golden tests configure
+	e.setParam(t, "INIT_IMAGE", goldenInitImage)
+	// Wait until the bindings, and the new image, are in force.
+	e.namespace(t, "apps", nil)
+	eventually(t, func() error {
+		return checkOutcome(e.admit(t.Context(), pod("apps", annotate("secretfetch.io/inject", "true"), injected("other:v1"))),
+			[]string{"with the image " + goldenInitImage})
+	})
+	namespaces := map[string]bool{}
+	for _, want := range wants {
+		name := filepath.Base(filepath.Dir(want))
+		t.Run(name, func(t *testing.T) {
+			mutated := readPod(t, want)
+			if mutated.Namespace == "" {
+				mutated.Namespace = "default"
+			}
+			if !namespaces[mutated.Namespace] && mutated.Namespace != "default" {
+				e.namespace(t, mutated.Namespace, nil)
+				namespaces[mutated.Namespace] = true
+			}
+			if mutated.Annotations["secretfetch.io/status"] != "injected" {
+				t.Skip("not injected (opted out)")
+			}
+			// A projected token needs a named ServiceAccount, which the
+			// API server fills in when the ServiceAccount admission plugin
+			// runs; envtest turns it off.
+			if mutated.Spec.ServiceAccountName == "" {
+				mutated.Spec.ServiceAccountName = "default"
+			}
+			if err := checkOutcome(e.admit(t.Context(), mutated), nil); err != nil {
+				t.Error(err)
+			}
+
+			arrived := readPod(t, filepath.Join(filepath.Dir(want), "in.yaml"))
+			arrived.Namespace = mutated.Namespace
+			arrived.Spec.ServiceAccountName = mutated.Spec.ServiceAccountName
+			if arrived.Annotations["secretfetch.io/status"] == "injected" {
+				return // reinvocation: it arrived injected already
+			}
+			if err := checkOutcome(e.admit(t.Context(), arrived), []string{"secretfetch-injected"}); err != nil {
+				t.Errorf("in.yaml: %v", err)
+			}
+		})
+	}
+}
+
+func readPod(t *testing.T, path string) *corev1.Pod {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	var p corev1.Pod
+	if err := yaml.UnmarshalStrict(b, &p); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	return &p
 }
