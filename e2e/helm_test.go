@@ -114,8 +114,8 @@ func caBundle(t *testing.T) []byte {
 	return mwc.Webhooks[0].ClientConfig.CABundle
 }
 
-// restoreKustomize uninstalls the chart and deploys the kustomize overlay
-// again, as the suite's setup did.
+// restoreKustomize uninstalls the chart and applies the suite's kustomize
+// overlay again.
 func restoreKustomize(t *testing.T, helm string) {
 	ctx := context.Background()
 	if _, err := runHelm(ctx, helm, "uninstall", helmRelease, "--namespace", webhookNS, "--wait", "--ignore-not-found"); err != nil {
@@ -132,8 +132,18 @@ func restoreKustomize(t *testing.T, helm string) {
 		}
 		return nil
 	})
-	if err := env.deployWebhook(ctx); err != nil {
+	// The overlay that setup rendered and applied, certificates included
+	// (deployWebhook would copy the manifests again, onto themselves).
+	overlay := filepath.Join(env.tmp, "overlay")
+	if _, err := kubectl(ctx, nil, "apply", "-k", overlay); err != nil {
 		t.Errorf("deploying the kustomize overlay again: %v", err)
+		return
+	}
+	if _, err := kubectl(ctx, nil, "-n", webhookNS, "rollout", "status", "deployment/"+webhookName, "--timeout=180s"); err != nil {
+		t.Errorf("waiting for the kustomize webhook: %v", err)
+	}
+	if err := env.waitWebhookServing(ctx); err != nil {
+		t.Errorf("the kustomize webhook does not answer: %v", err)
 	}
 }
 
