@@ -18,7 +18,8 @@ import (
 
 const helmRelease = "secretfetch"
 
-// TestHelmInstall swaps the kustomize deployment for the chart (default,
+// TestHelmInstall (in z_helm_test.go, so that go test runs it after every
+// other scenario: it is the one that replaces the system under test) swaps the kustomize deployment for the chart (default,
 // self-signed TLS, with the NetworkPolicy on) and runs the happy path through
 // it; checks that the PodDisruptionBudget and the NetworkPolicy apply and
 // that the webhook answers with the NetworkPolicy in place; and that
