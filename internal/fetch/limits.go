@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/secretfetch/secretfetch/internal/clip"
 )
 
 // MaxValueBytes is Secrets Manager's limit on a secret value: a
@@ -141,24 +142,4 @@ func ErrorText(err error) string {
 
 // Truncate cuts s to at most n bytes without splitting a UTF-8 sequence,
 // ending it with " [truncated]" when it was cut and n leaves room for that.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = " [truncated]"
-	if n > len(mark) {
-		return cutUTF8(s, n-len(mark)) + mark
-	}
-	return cutUTF8(s, n)
-}
-
-// cutUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
+func Truncate(s string, n int) string { return clip.Marked(s, n, " [truncated]") }

@@ -22,10 +22,10 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/secretfetch/secretfetch/internal/clip"
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
@@ -367,7 +367,7 @@ func writeTerminationLog(path string, explicit bool, msg string) error {
 func TerminationMessage(err error) string {
 	var fe *fetch.Error
 	if !errors.As(err, &fe) {
-		return truncate("secretfetch: "+err.Error(), MaxTerminationMessage)
+		return clip.String("secretfetch: "+err.Error(), MaxTerminationMessage)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "secretfetch: %d of %d secrets failed, no files written:", len(fe.Failures), fe.Total)
@@ -389,25 +389,13 @@ func TerminationMessage(err error) string {
 		if len(line) > room && i == 0 {
 			// The first failure is always named, even cut short, so the
 			// message never reads "and 1 more" about nothing.
-			line = truncate(line, max(room, 0))
+			line = clip.String(line, max(room, 0))
 		}
 		if len(line) > room {
-			b.WriteString(truncate(more, MaxTerminationMessage-b.Len()))
+			b.WriteString(clip.String(more, MaxTerminationMessage-b.Len()))
 			break
 		}
 		b.WriteString(line)
 	}
 	return b.String()
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	// Cutting before s[n] is safe when s[n] starts a character.
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -3,10 +3,11 @@ package mutate
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/secretfetch/secretfetch/internal/clip"
 )
 
 // Limits on what one pod may ask of the webhook. The webhook is shared by
@@ -122,17 +123,7 @@ func denialMessage(errs field.ErrorList) (string, field.ErrorList) {
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	const mark = "..."
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
+func truncate(s string, n int) string { return clip.Marked(s, n, "...") }
 
 // quoteList quotes names, separated by commas: the first maxListed of them,
 // then how many more there are.
