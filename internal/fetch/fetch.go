@@ -122,26 +122,6 @@ func DefaultThrottleBackOff() backoff.BackOff {
 	)
 }
 
-// byCode picks the next wait from one of two schedules: the throttling one
-// after a throttling answer, the other after anything else. Each advances
-// only when it is used.
-type byCode struct {
-	other, throttle backoff.BackOff
-	throttled       *bool // set by the attempt that just failed
-}
-
-func (b *byCode) NextBackOff() time.Duration {
-	if *b.throttled {
-		return b.throttle.NextBackOff()
-	}
-	return b.other.NextBackOff()
-}
-
-func (b *byCode) Reset() {
-	b.other.Reset()
-	b.throttle.Reset()
-}
-
 // Result is one fetched secret.
 type Result struct {
 	Secret    plan.Secret
@@ -478,7 +458,7 @@ func (r *request) call(ctx context.Context, api API, p *plan.Plan, o *Options) (
 			return nil, backoff.Permanent(err)
 		}
 		lastErr = err
-		throttled = isThrottleCode(Code(err))
+		throttled = Throttled(err)
 		if !Retryable(err) {
 			return nil, backoff.Permanent(err)
 		}
@@ -489,10 +469,7 @@ func (r *request) call(ctx context.Context, api API, p *plan.Plan, o *Options) (
 			o.OnRetry(Retry{ID: *r.input.SecretId, Files: r.files(p), Attempt: attempts, Code: Code(err), Err: err, Wait: wait})
 		}
 	}
-	var schedule backoff.BackOff = o.NewBackOff()
-	if o.NewThrottleBackOff != nil {
-		schedule = &byCode{other: schedule, throttle: o.NewThrottleBackOff(), throttled: &throttled}
-	}
+	schedule := Schedule(o.NewBackOff, o.NewThrottleBackOff, &throttled)
 	out, err = backoff.RetryNotifyWithData(op, backoff.WithContext(schedule, ctx), notify)
 	if err == nil {
 		return out, attempts, "", nil

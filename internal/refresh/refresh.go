@@ -502,10 +502,7 @@ func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, st
 		r.opts.Log.Warn("retrying", "operation", "DescribeSecret", "id", g.id, "code", fetch.Code(err),
 			"attempt", attempts, "waitMs", wait.Milliseconds(), "error", err.Error())
 	}
-	var schedule backoff.BackOff = r.opts.NewBackOff()
-	if r.opts.NewThrottleBackOff != nil {
-		schedule = &byCode{other: schedule, throttle: r.opts.NewThrottleBackOff(), throttled: &throttled}
-	}
+	schedule := fetch.Schedule(r.opts.NewBackOff, r.opts.NewThrottleBackOff, &throttled)
 	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(schedule, ctx), notify)
 	if err != nil {
 		return "", fetch.Code(err), fmt.Errorf("calling DescribeSecret after %d attempt(s): %w", attempts, err)
@@ -585,23 +582,4 @@ func fileNames(secrets []plan.Secret) []string {
 		out[i] = s.File
 	}
 	return out
-}
-
-// byCode waits by the throttle schedule after a throttling answer and by the
-// other one otherwise, as fetch does for GetSecretValue.
-type byCode struct {
-	other, throttle backoff.BackOff
-	throttled       *bool // set by the attempt that just failed
-}
-
-func (b *byCode) NextBackOff() time.Duration {
-	if *b.throttled {
-		return b.throttle.NextBackOff()
-	}
-	return b.other.NextBackOff()
-}
-
-func (b *byCode) Reset() {
-	b.other.Reset()
-	b.throttle.Reset()
 }
