@@ -361,18 +361,32 @@ type request struct {
 	secrets []int
 }
 
-// requests groups the plan's secrets into requests, in plan order.
-func requests(p *plan.Plan) []*request {
+// Groups splits the plan's secrets (by index) into the requests Fetch
+// makes, in plan order: one per secret ID, version stage, version ID and
+// region. The refresh sidecar polls by the same groups.
+func Groups(p *plan.Plan) [][]int {
 	type key struct{ region, id, stage, version string }
-	byKey := make(map[key]*request, len(p.Secrets))
-	var reqs []*request
+	byKey := make(map[key]int, len(p.Secrets))
+	var groups [][]int
 	for i, s := range p.Secrets {
 		k := key{p.RegionFor(s), s.ID, s.VersionStage, s.VersionID}
-		if r, ok := byKey[k]; ok {
-			r.secrets = append(r.secrets, i)
+		if g, ok := byKey[k]; ok {
+			groups[g] = append(groups[g], i)
 			continue
 		}
-		r := &request{region: k.region, secrets: []int{i}}
+		byKey[k] = len(groups)
+		groups = append(groups, []int{i})
+	}
+	return groups
+}
+
+// requests groups the plan's secrets into requests, in plan order.
+func requests(p *plan.Plan) []*request {
+	groups := Groups(p)
+	reqs := make([]*request, len(groups))
+	for j, g := range groups {
+		s := p.Secrets[g[0]]
+		r := &request{region: p.RegionFor(s), secrets: g}
 		r.input.SecretId = aws.String(s.ID)
 		if s.VersionStage != "" {
 			r.input.VersionStage = aws.String(s.VersionStage)
@@ -380,8 +394,7 @@ func requests(p *plan.Plan) []*request {
 		if s.VersionID != "" {
 			r.input.VersionId = aws.String(s.VersionID)
 		}
-		byKey[k] = r
-		reqs = append(reqs, r)
+		reqs[j] = r
 	}
 	return reqs
 }

@@ -184,22 +184,18 @@ func withFiles(p *plan.Plan) *plan.Plan {
 }
 
 // groups splits the plan's secrets by request, in plan order, as fetch
-// does.
+// does (fetch.Groups).
 func groups(p *plan.Plan) []*group {
-	type key struct{ region, id, stage, version string }
-	byKey := map[key]*group{}
 	var out []*group
-	for _, s := range p.Secrets {
-		k := key{p.RegionFor(s), s.ID, s.VersionStage, s.VersionID}
-		if g, ok := byKey[k]; ok {
-			g.secrets = append(g.secrets, s)
-			continue
+	for _, idx := range fetch.Groups(p) {
+		s := p.Secrets[idx[0]]
+		g := &group{region: p.RegionFor(s), id: s.ID, stage: s.VersionStage, pinned: s.VersionID != "", secrets: make([]plan.Secret, len(idx))}
+		for j, i := range idx {
+			g.secrets[j] = p.Secrets[i]
 		}
-		g := &group{region: k.region, id: s.ID, stage: s.VersionStage, pinned: s.VersionID != "", secrets: []plan.Secret{s}}
 		if g.stage == "" {
 			g.stage = "AWSCURRENT"
 		}
-		byKey[k] = g
 		out = append(out, g)
 	}
 	return out
