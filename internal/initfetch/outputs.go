@@ -107,12 +107,7 @@ func buildOutputs(p *plan.Plan, results []fetch.Result) (*outputs, error) {
 		}
 		data, rendered, err := render.FileData(s, r.Value, r.Binary)
 		if err != nil {
-			code := render.CodeNotObject
-			var re *render.Error
-			if errors.As(err, &re) {
-				code = re.Code
-			}
-			fail("", code, err)
+			fail("", render.ErrorCode(err), err)
 			continue
 		}
 		if rendered {

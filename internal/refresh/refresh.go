@@ -557,12 +557,7 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 		data, rendered, err := render.FileData(results[i].Secret, results[i].Value, results[i].Binary)
 		if err != nil {
 			fetch.ZeroAll(results)
-			code := render.CodeNotObject
-			var re *render.Error
-			if errors.As(err, &re) {
-				code = re.Code
-			}
-			return nil, code, fmt.Errorf("file %s: %w", results[i].Secret.File, err)
+			return nil, render.ErrorCode(err), fmt.Errorf("file %s: %w", results[i].Secret.File, err)
 		}
 		if rendered {
 			clear(results[i].Value)

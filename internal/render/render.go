@@ -46,6 +46,17 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrorCode is the code of an error of Render or FileData, for init-fetch's
+// termination message and the refresh sidecar's log: its *Error's code, or
+// CodeNotObject when it holds none.
+func ErrorCode(err error) string {
+	var re *Error
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return CodeNotObject
+}
+
 // entry is one top-level key and its value as a string.
 type entry struct {
 	key   string

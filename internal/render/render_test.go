@@ -344,3 +344,25 @@ func TestKeyOrderKept(t *testing.T) {
 		t.Errorf("Render = %q, want the keys in the object's order", out)
 	}
 }
+
+// TestErrorCode: the code of FileData's errors, wrapped as it returns them,
+// and CodeNotObject for an error that is not a rendering failure.
+func TestErrorCode(t *testing.T) {
+	_, _, binary := FileData(plan.Secret{File: "f", Format: plan.FormatJSON}, []byte(`{}`), true)
+	_, _, quote := FileData(plan.Secret{File: "f", Format: plan.FormatDotenv}, []byte(`{"A":"it's"}`), false)
+	_, _, notObject := FileData(plan.Secret{File: "f", Format: plan.FormatYAML}, []byte(`[1]`), false)
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{binary, CodeBinary},
+		{quote, CodeUnsupportedValue},
+		{notObject, CodeNotObject},
+		{fmt.Errorf("writing: %w", quote), CodeUnsupportedValue},
+		{errors.New("something else"), CodeNotObject},
+	} {
+		if got := ErrorCode(tt.err); got != tt.want {
+			t.Errorf("ErrorCode(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
