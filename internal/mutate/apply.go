@@ -171,7 +171,7 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 		}
 	}
 	size := volumeSize(cfg, len(inj.Plan.Secrets))
-	ensureVolume(pod, size)
+	ensureVolume(pod, VolumeName, size)
 	setInitContainer(pod, initContainer(pod, inj, cfg, encoded, size))
 
 	for _, name := range inj.Readers {
@@ -190,16 +190,17 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 	return nil
 }
 
-// ensureVolume adds the memory-backed emptyDir, or brings it up to date.
-func ensureVolume(pod *corev1.Pod, size resource.Quantity) {
+// ensureVolume adds the memory-backed emptyDir of that name (the secrets
+// volume, or the env file's), or brings it up to date.
+func ensureVolume(pod *corev1.Pod, name string, size resource.Quantity) {
 	src := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}
 	for i := range pod.Spec.Volumes {
-		if pod.Spec.Volumes[i].Name == VolumeName {
+		if pod.Spec.Volumes[i].Name == name {
 			pod.Spec.Volumes[i].VolumeSource = src
 			return
 		}
 	}
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: VolumeName, VolumeSource: src})
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: src})
 }
 
 // initContainer builds the init container whole, from the plan and the

@@ -22,7 +22,7 @@ func applyEnvFiles(pod *corev1.Pod, inj *Injection) {
 			vars = append(vars, s.Env)
 		}
 	}
-	ensureEnvVolume(pod, envVolumeSize(len(vars)))
+	ensureVolume(pod, EnvVolumeName, envVolumeSize(len(vars)))
 	for i := range pod.Spec.InitContainers {
 		if c := &pod.Spec.InitContainers[i]; c.Name == InitContainerName {
 			setNamedMount(c, EnvVolumeName, inj.Plan.EnvDir)
@@ -40,19 +40,6 @@ func applyEnvFiles(pod *corev1.Pod, inj *Injection) {
 // twice its size.
 func envVolumeSize(n int) resource.Quantity {
 	return *resource.NewQuantity(max(minVolumeSize, int64(n)*2*maxSecretSize), resource.BinarySI)
-}
-
-// ensureEnvVolume adds the env file's memory-backed emptyDir, or brings it
-// up to date.
-func ensureEnvVolume(pod *corev1.Pod, size resource.Quantity) {
-	src := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}
-	for i := range pod.Spec.Volumes {
-		if pod.Spec.Volumes[i].Name == EnvVolumeName {
-			pod.Spec.Volumes[i].VolumeSource = src
-			return
-		}
-	}
-	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: EnvVolumeName, VolumeSource: src})
 }
 
 // setNamedMount mounts a volume read-write at dir, or moves the existing
