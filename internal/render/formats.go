@@ -81,7 +81,25 @@ func jsonObject(entries []entry) ([]byte, error) {
 
 // writeJSONString quotes s as encoding/json does, without its HTML escapes
 // and without making a string of it (which could not be zeroed).
-func writeJSONString(out *bytes.Buffer, s []byte) {
+func writeJSONString(out *bytes.Buffer, s []byte) { writeQuoted(out, s, jsonEscape) }
+
+// jsonEscape writes \u00XX for the other control characters, and \u2028 and
+// \u2029, which encoding/json escapes for JavaScript; the rest of Unicode is
+// written as it is.
+func jsonEscape(out *bytes.Buffer, r rune) bool {
+	if r < 0x20 || r == 0x2028 || r == 0x2029 {
+		fmt.Fprintf(out, `\u%04x`, r)
+		return true
+	}
+	return false
+}
+
+// writeQuoted writes s in double quotes with the escapes that JSON and YAML
+// share: '"' and '\' behind a backslash, and tab, new line and carriage
+// return as \t, \n, \r. Each other character goes to escape, which writes
+// the format's escape of it and returns true, or returns false to have it
+// written as it is.
+func writeQuoted(out *bytes.Buffer, s []byte, escape func(out *bytes.Buffer, r rune) bool) {
 	out.WriteByte('"')
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRune(s[i:])
@@ -89,15 +107,13 @@ func writeJSONString(out *bytes.Buffer, s []byte) {
 		case r == '"' || r == '\\':
 			out.WriteByte('\\')
 			out.WriteByte(byte(r))
+		case r == '\t':
+			out.WriteString(`\t`)
 		case r == '\n':
 			out.WriteString(`\n`)
 		case r == '\r':
 			out.WriteString(`\r`)
-		case r == '\t':
-			out.WriteString(`\t`)
-		case r < 0x20 || r == 0x2028 || r == 0x2029:
-			fmt.Fprintf(out, `\u%04x`, r)
-		default:
+		case !escape(out, r):
 			out.Write(s[i : i+size])
 		}
 		i += size
@@ -199,30 +215,18 @@ func yaml(entries []entry) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func writeYAMLString(out *bytes.Buffer, s []byte) {
-	out.WriteByte('"')
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRune(s[i:])
-		switch {
-		case r == '"' || r == '\\':
-			out.WriteByte('\\')
-			out.WriteByte(byte(r))
-		case r == '\t':
-			out.WriteString(`\t`)
-		case r == '\n':
-			out.WriteString(`\n`)
-		case r == '\r':
-			out.WriteString(`\r`)
-		case r < 0x20 || r > 0x7e:
-			if r > 0xffff {
-				out.WriteString(`\U` + fmt.Sprintf("%08X", r))
-			} else {
-				out.WriteString(`\u` + fmt.Sprintf("%04X", r))
-			}
-		default:
-			out.WriteByte(byte(r))
-		}
-		i += size
+func writeYAMLString(out *bytes.Buffer, s []byte) { writeQuoted(out, s, yamlEscape) }
+
+// yamlEscape writes \uXXXX, or \UXXXXXXXX beyond U+FFFF, for every
+// character outside printable ASCII.
+func yamlEscape(out *bytes.Buffer, r rune) bool {
+	if r >= 0x20 && r <= 0x7e {
+		return false
 	}
-	out.WriteByte('"')
+	if r > 0xffff {
+		out.WriteString(`\U` + fmt.Sprintf("%08X", r))
+	} else {
+		out.WriteString(`\u` + fmt.Sprintf("%04X", r))
+	}
+	return true
 }
