@@ -3,19 +3,13 @@
 package refresh
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/render"
-	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
 // TestPollRendersAndSkipsEnvOnly: a rendered file follows a rotation
@@ -23,41 +17,12 @@ import (
 // file; a new value that no longer renders keeps the current file.
 func TestPollRendersAndSkipsEnvOnly(t *testing.T) {
 	f := newFake(t, map[string]string{"cfg": `{"HOST":"h1","PORT":1}`, "db": "p1"})
-	dir := t.TempDir()
-	p := &plan.Plan{Version: plan.Version, Dir: dir, EnvDir: "/var/run/secretfetch-env", Region: f.fk.Region(), Secrets: []plan.Secret{
-		{File: "app.env", ID: "cfg", Format: plan.FormatDotenv},
-		{File: "db", ID: "db", Env: "DB", NoFile: true},
-	}}
-	if err := p.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	d, err := tmpfs.OpenDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
 	// The first set, as init-fetch writes it: the rendering, and no file
 	// for the env-only secret.
-	results, err := fetch.Fetch(context.Background(), p, fetch.Options{
-		Clients: func(r string) (fetch.API, error) { return f.clients(r) }, NewBackOff: fastBackOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _, err := render.FileData(results[0].Secret, results[0].Value, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.WriteSet(tmpfs.Set{Files: []tmpfs.File{{Name: "app.env", Mode: 0o400, Data: data}}, State: NewState(results[:1])}); err != nil {
-		t.Fatal(err)
-	}
-	f.fk.ResetRequests()
-	log := &bytes.Buffer{}
-	r, err := New(p, d, Options{Interval: time.Minute, Clients: f.clients, NewBackOff: fastBackOff, Log: slog.New(slog.NewJSONHandler(log, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{fk: f.fk, dir: dir, d: d, plan: p, log: log, r: r}
-
+	e := f.env(t, &plan.Plan{EnvDir: "/var/run/secretfetch-env", Secrets: []plan.Secret{
+		{File: "app.env", ID: "cfg", Format: plan.FormatDotenv},
+		{File: "db", ID: "db", Env: "DB", NoFile: true},
+	}}, Options{})
 	if rep := e.poll(t); rep.Unchanged != 1 || rep.Changed != 0 || len(rep.Failures) != 0 {
 		t.Fatalf("first poll: %+v, want one unchanged secret (cfg; db is env only)", rep)
 	}
@@ -73,7 +38,7 @@ func TestPollRendersAndSkipsEnvOnly(t *testing.T) {
 	if n := e.calls("", "db"); n != 0 {
 		t.Errorf("%d calls for the env-only secret, want none", n)
 	}
-	if _, err := os.Stat(dir + "/db"); !os.IsNotExist(err) {
+	if _, err := os.Stat(e.dir + "/db"); !os.IsNotExist(err) {
 		t.Errorf("the env-only secret has a file: %v", err)
 	}
 
@@ -87,7 +52,7 @@ func TestPollRendersAndSkipsEnvOnly(t *testing.T) {
 		t.Error("a value that does not render replaced the file")
 	}
 	e.noValues(t, "h2", "h3", "p2")
-	if !slices.ContainsFunc(strings.Split(log.String(), "\n"), func(l string) bool { return strings.Contains(l, `"code":"NotJSONObject"`) }) {
+	if !slices.ContainsFunc(strings.Split(e.log.String(), "\n"), func(l string) bool { return strings.Contains(l, `"code":"NotJSONObject"`) }) {
 		t.Error("the failure is not logged with its code")
 	}
 }

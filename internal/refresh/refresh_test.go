@@ -29,6 +29,7 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/render"
 	"github.com/secretfetch/secretfetch/internal/smfake"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
@@ -97,7 +98,8 @@ func newFake(t *testing.T, secrets map[string]string) *fakeAWS {
 }
 
 // env runs the first fetch of p into a fresh directory the way init-fetch
-// does, and returns a Refresher over the result.
+// does (a format- file rendered, no file for an env-only secret), and
+// returns a Refresher over the result.
 func (f *fakeAWS) env(t *testing.T, p *plan.Plan, o Options) *env {
 	t.Helper()
 	dir := t.TempDir()
@@ -117,11 +119,20 @@ func (f *fakeAWS) env(t *testing.T, p *plan.Plan, o Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := make([]tmpfs.File, len(results))
-	for i, r := range results {
-		files[i] = tmpfs.File{Name: r.Secret.File, Mode: r.Secret.FileMode(), Data: r.Value}
+	var files []tmpfs.File
+	var written []fetch.Result
+	for _, r := range results {
+		if r.Secret.NoFile {
+			continue
+		}
+		data, _, err := render.FileData(r.Secret, r.Value, r.Binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, tmpfs.File{Name: r.Secret.File, Mode: r.Secret.FileMode(), Data: data})
+		written = append(written, r)
 	}
-	if err := d.WriteSet(tmpfs.Set{Files: files, State: NewState(results)}); err != nil {
+	if err := d.WriteSet(tmpfs.Set{Files: files, State: NewState(written)}); err != nil {
 		t.Fatal(err)
 	}
 	f.fk.ResetRequests()
