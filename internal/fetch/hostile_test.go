@@ -275,15 +275,7 @@ func TestDroppedConnectionRetried(t *testing.T) {
 	}
 	for _, cut := range cuts {
 		t.Run(cut.name, func(t *testing.T) {
-			fk, _ := fakeServer(t)
-			create(t, fk, "app/db", smfake.Value{String: "s3cret"})
-			var calls atomic.Int32
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if calls.Add(1) > 1 {
-					fk.ServeHTTP(w, r)
-					return
-				}
-				io.Copy(io.Discard, r.Body)
+			o := firstAnswer(t, func(w http.ResponseWriter, r *http.Request) {
 				conn, buf, err := w.(http.Hijacker).Hijack()
 				if err != nil {
 					t.Error(err)
@@ -297,9 +289,7 @@ func TestDroppedConnectionRetried(t *testing.T) {
 					// ECONNRESET.
 					conn.(*net.TCPConn).SetLinger(0)
 				}
-			}))
-			defer srv.Close()
-			o := Options{Clients: fakeClients(t, srv.URL, fk.Region()), NewBackOff: fastBackOff}
+			})
 			o.OnRetry = retriedOnlyConnections(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -320,6 +310,29 @@ func TestDroppedConnectionRetried(t *testing.T) {
 // attempt timeout, and that is retried like any timeout, although the
 // error carries the status 200 that came before it.
 func TestStalledBodyRetried(t *testing.T) {
+	o := firstAnswer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.Header().Set("Content-Length", "200")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, `{"SecretString":"s3`)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	o.AttemptTimeout = 300 * time.Millisecond
+	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if res[0].Attempts < 2 {
+		t.Errorf("%d attempts, want 2: a timed-out one, then success", res[0].Attempts)
+	}
+}
+
+// firstAnswer returns the options of a Fetch whose first request is
+// answered by first, once its body is read, and every later one by a fake
+// that holds app/db.
+func firstAnswer(t *testing.T, first http.HandlerFunc) Options {
+	t.Helper()
 	fk, _ := fakeServer(t)
 	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
 	var calls atomic.Int32
@@ -329,22 +342,10 @@ func TestStalledBodyRetried(t *testing.T) {
 			return
 		}
 		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("Content-Length", "200")
-		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, `{"SecretString":"s3`)
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
+		first(w, r)
 	}))
-	defer srv.Close()
-	o := Options{Clients: fakeClients(t, srv.URL, fk.Region()), NewBackOff: fastBackOff, AttemptTimeout: 300 * time.Millisecond}
-	res, err := Fetch(context.Background(), onePlan(plan.Secret{File: "db", ID: "app/db"}), o)
-	if err != nil {
-		t.Fatalf("Fetch: %v", err)
-	}
-	if res[0].Attempts < 2 {
-		t.Errorf("%d attempts, want 2: a timed-out one, then success", res[0].Attempts)
-	}
+	t.Cleanup(srv.Close)
+	return Options{Clients: fakeClients(t, srv.URL, fk.Region()), NewBackOff: fastBackOff}
 }
 
 // bodyError builds the error the SDK returns when the connection fails
