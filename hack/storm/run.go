@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -51,6 +52,20 @@ func serve(h http.Handler) (url string, stop func(), err error) {
 		}
 		<-done
 	}, nil
+}
+
+// workDir makes the directory of a run's files, and a done that removes
+// it, unless keep asks to keep it: then its path is printed instead.
+func workDir(prefix string, keep bool, out io.Writer) (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if keep {
+		fmt.Fprintln(out, "work directory:", dir)
+		return dir, func() {}, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // env is the whole environment of an init-fetch process: the fake's
@@ -149,15 +164,11 @@ func storm(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	defer stop()
-	work, err := os.MkdirTemp("", "storm-")
+	work, done, err := workDir("storm-", c.keep, out)
 	if err != nil {
 		return err
 	}
-	if c.keep {
-		fmt.Fprintln(out, "work directory:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 
 	fmt.Fprintf(out, "storm: %d init-fetch processes at once, fake capped at %g GetSecretValue/s (burst %d), %s\n",
 		c.n, c.rate, c.burst, c.initFetch)
@@ -194,7 +205,7 @@ func storm(ctx context.Context, c config, out io.Writer) error {
 		if o.err == nil {
 			ok++
 		} else {
-			failures[or(o.code, "exit: "+o.err.Error())]++
+			failures[cmp.Or(o.code, "exit: "+o.err.Error())]++
 		}
 		attempts = append(attempts, o.attempts)
 		took = append(took, o.took)
@@ -229,7 +240,7 @@ func storm(ctx context.Context, c config, out io.Writer) error {
 		float64(calls)/float64(c.n), pct(attempts, 50), pct(attempts, 90), pct(attempts, 100))
 	fmt.Fprintf(out, "wall time:      %.2f s, ideal %.2f s ((N - burst) / R), ratio %.2f\n", wall.Seconds(), ideal, wall.Seconds()/max(ideal, 0.001))
 	fmt.Fprintf(out, "per process:    median %.2f s, p90 %.2f s, max %.2f s; peak RSS of any %.1f MiB\n",
-		pctDur(took, 50).Seconds(), pctDur(took, 90).Seconds(), pctDur(took, 100).Seconds(), float64(rss)/1024)
+		pct(took, 50).Seconds(), pct(took, 90).Seconds(), pct(took, 100).Seconds(), float64(rss)/1024)
 	if ok != c.n {
 		return fmt.Errorf("%d of %d processes failed", c.n-ok, c.n)
 	}
@@ -300,15 +311,11 @@ func huge(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	defer stop()
-	work, err := os.MkdirTemp("", "storm-huge-")
+	work, done, err := workDir("storm-huge-", c.keep, out)
 	if err != nil {
 		return err
 	}
-	if c.keep {
-		fmt.Fprintln(out, "work directory:", work)
-	} else {
-		defer os.RemoveAll(work)
-	}
+	defer done()
 	wait, err := start(ctx, c, url, work, 0)
 	if err != nil {
 		return err
@@ -332,25 +339,11 @@ func huge(ctx context.Context, c config, out io.Writer) error {
 	return nil
 }
 
-// or returns a unless it is the zero value, then b.
-func or[T comparable](a, b T) T {
-	var zero T
-	if a != zero {
-		return a
-	}
-	return b
-}
-
-func pct(sorted []int, p int) int {
+// pct is the p-th percentile of sorted.
+func pct[T any](sorted []T, p int) T {
 	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, (len(sorted)*p)/100)]
-}
-
-func pctDur(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	return sorted[min(len(sorted)-1, (len(sorted)*p)/100)]
 }
