@@ -256,15 +256,22 @@ func setInitContainer(pod *corev1.Pod, c corev1.Container) {
 // setEnv sets a literal variable, replacing every entry of that name (the
 // kubelet would use the last one).
 func setEnv(c *corev1.Container, name, value string) {
+	setEnvVar(c, corev1.EnvVar{Name: name, Value: value}, nil)
+}
+
+// setEnvVar gives v's value and source to every entry of its name that
+// replace accepts (every one when replace is nil), or appends v when there
+// is none.
+func setEnvVar(c *corev1.Container, v corev1.EnvVar, replace func(corev1.EnvVar) bool) {
 	found := false
 	for i := range c.Env {
-		if c.Env[i].Name == name {
-			c.Env[i].Value, c.Env[i].ValueFrom = value, nil
+		if c.Env[i].Name == v.Name && (replace == nil || replace(c.Env[i])) {
+			c.Env[i].Value, c.Env[i].ValueFrom = v.Value, v.ValueFrom
 			found = true
 		}
 	}
 	if !found {
-		c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+		c.Env = append(c.Env, v)
 	}
 }
 

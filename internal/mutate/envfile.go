@@ -64,15 +64,6 @@ func setFileKeyRefs(c *corev1.Container, vars []string) {
 	for _, name := range vars {
 		ref := &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{
 			VolumeName: EnvVolumeName, Path: plan.EnvFileName, Key: name}}
-		found := false
-		for i := range c.Env {
-			if c.Env[i].Name == name && isOurEnv(c.Env[i]) {
-				c.Env[i].Value, c.Env[i].ValueFrom = "", ref
-				found = true
-			}
-		}
-		if !found {
-			c.Env = append(c.Env, corev1.EnvVar{Name: name, ValueFrom: ref})
-		}
+		setEnvVar(c, corev1.EnvVar{Name: name, ValueFrom: ref}, isOurEnv)
 	}
 }

@@ -109,15 +109,6 @@ func ownInitContainer(pod *corev1.Pod) *corev1.Container {
 func setPodIdentityEnv(c *corev1.Container) {
 	for _, v := range []struct{ name, path string }{{plan.EnvPodNamespace, "metadata.namespace"}, {plan.EnvPodName, "metadata.name"}} {
 		src := &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: v.path}}
-		found := false
-		for i := range c.Env {
-			if c.Env[i].Name == v.name {
-				c.Env[i].Value, c.Env[i].ValueFrom = "", src
-				found = true
-			}
-		}
-		if !found {
-			c.Env = append(c.Env, corev1.EnvVar{Name: v.name, ValueFrom: src})
-		}
+		setEnvVar(c, corev1.EnvVar{Name: v.name, ValueFrom: src}, nil)
 	}
 }
