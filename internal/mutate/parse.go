@@ -237,7 +237,8 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 		}
 	}
 
-	errs = append(errs, parseOutputs(pod, &p, secrets, readers, opts)...)
+	settings := newParseSettings(opts)
+	errs = append(errs, parseOutputs(pod, &p, secrets, readers, settings)...)
 
 	// The plan package owns the checks that have no exported function
 	// (region, version stage and version ID formats, and the pattern). Run
@@ -251,7 +252,7 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 			len(encoded), MaxPlanBytes)))
 	}
 
-	refresh, refreshErrs := parseRefresh(pod, newParseSettings(opts))
+	refresh, refreshErrs := parseRefresh(pod, settings)
 	errs = append(errs, refreshErrs...)
 	inj := &Injection{Plan: p, Readers: readers, Refresh: refresh, encoded: encoded}
 	if len(readerErrs) == 0 && !modeErrors {

@@ -26,8 +26,7 @@ func (c Config) parseOptions() []ParseOption {
 // plan's secrets, and checks them against the pod: what each secret is
 // delivered as (a file, a rendered file, an environment variable) is decided
 // here and nowhere else.
-func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, opts []ParseOption) field.ErrorList {
-	st := newParseSettings(opts)
+func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, st parseSettings) field.ErrorList {
 	var errs field.ErrorList
 	var envOwner map[string]string // variable -> the name whose env- key sets it; made on first use
 	for i := range p.Secrets {
