@@ -373,32 +373,6 @@ func (d *Dir) removeDataDir(name string) error {
 	return nil
 }
 
-// createFile writes a new file in the directory dfd: mode set at creation
-// and again exactly (the umask can only have removed bits) before the first
-// byte, then the data, then fsync.
-func createFile(dfd int, name string, mode fs.FileMode, data []byte) error {
-	perm := uint32(mode.Perm())
-	// O_EXCL: the name is new. O_NOFOLLOW: a symlink at the name fails.
-	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-	if err != nil {
-		return fmt.Errorf("creating: %w", err)
-	}
-	file := os.NewFile(uintptr(fd), name)
-	if err := unix.Fchmod(fd, perm); err != nil {
-		file.Close()
-		return fmt.Errorf("setting mode %04o: %w", perm, err)
-	}
-	if _, err := file.Write(data); err != nil {
-		file.Close()
-		return fmt.Errorf("writing: %w", err)
-	}
-	if err := file.Sync(); err != nil {
-		file.Close()
-		return fmt.Errorf("syncing: %w", err)
-	}
-	return file.Close()
-}
-
 // ReadState returns the State stored with the current set, or an error
 // wrapping fs.ErrNotExist when there is no current set or it has no state. It
 // follows only DataLink, and only after checking that it points to a data

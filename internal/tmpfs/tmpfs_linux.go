@@ -186,36 +186,46 @@ func (d *Dir) writeTemp(f File) (string, error) {
 		return "", fmt.Errorf("choosing a temporary name: %w", err)
 	}
 	name := TempPrefix + f.Name + "-" + hex.EncodeToString(suffix[:])
-	perm := uint32(f.Mode.Perm())
-	// O_EXCL: the name is new, never someone else's file. O_NOFOLLOW: a
-	// symlink at the name fails instead of being followed. The mode is set
-	// at creation, so no byte is ever in a file with looser permissions.
-	fd, err := unix.Openat(d.fd(), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-	if err != nil {
-		return "", fmt.Errorf("creating a temporary file: %w", err)
-	}
-	file := os.NewFile(uintptr(fd), name)
-	fail := func(err error) (string, error) {
-		_ = file.Close()
-		_ = unix.Unlinkat(d.fd(), name, 0)
+	if err := createFile(d.fd(), name, f.Mode, f.Data); err != nil {
 		return "", err
 	}
-	// The umask can only have removed bits (0444 under umask 077 is 0400);
-	// set the mode exactly, still before the first byte.
+	return name, nil
+}
+
+// createFile writes a new file named name in the directory dfd, for
+// WriteAll's temporary files and WriteSet's data directories alike. O_EXCL:
+// the name is new, never someone else's file. O_NOFOLLOW: a symlink at the
+// name fails instead of being followed. The mode is set at creation, so no
+// byte is ever in a file with looser permissions, and set again exactly
+// before the first byte (the umask can only have removed bits: 0444 under
+// umask 077 is 0400). Then the data, then fsync. A file it created and could
+// not finish is removed.
+func createFile(dfd int, name string, mode fs.FileMode, data []byte) error {
+	perm := uint32(mode.Perm())
+	fd, err := unix.Openat(dfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return fmt.Errorf("creating: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), name)
+	fail := func(err error) error {
+		_ = file.Close()
+		_ = unix.Unlinkat(dfd, name, 0)
+		return err
+	}
 	if err := unix.Fchmod(fd, perm); err != nil {
 		return fail(fmt.Errorf("setting mode %04o: %w", perm, err))
 	}
-	if _, err := file.Write(f.Data); err != nil {
+	if _, err := file.Write(data); err != nil {
 		return fail(fmt.Errorf("writing: %w", err))
 	}
 	if err := file.Sync(); err != nil {
 		return fail(fmt.Errorf("syncing: %w", err))
 	}
 	if err := file.Close(); err != nil {
-		_ = unix.Unlinkat(d.fd(), name, 0)
-		return "", fmt.Errorf("closing: %w", err)
+		_ = unix.Unlinkat(dfd, name, 0)
+		return fmt.Errorf("closing: %w", err)
 	}
-	return name, nil
+	return nil
 }
 
 // removeStale removes the temporary files of an earlier attempt that was
