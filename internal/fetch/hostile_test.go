@@ -28,6 +28,7 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
+	"github.com/secretfetch/secretfetch/internal/smfake/smfaketest"
 )
 
 // hostileValue is in every oversized answer; it must not show in an error.
@@ -87,7 +88,7 @@ func TestResponseBodyCapped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isolateEnv(t)
+			smfaketest.IsolateEnv(t)
 			var sent, calls atomic.Int64
 			h := tt.handler(&sent)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +153,7 @@ func TestValueOverAWSLimit(t *testing.T) {
 		{"400 KiB", 400 << 10, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			isolateEnv(t)
+			smfaketest.IsolateEnv(t)
 			var sent atomic.Int64
 			srv := httptest.NewServer(streamJSON(http.StatusOK, "SecretString", tt.n, &sent))
 			defer srv.Close()

@@ -26,13 +26,14 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
+	"github.com/secretfetch/secretfetch/internal/smfake/smfaketest"
 )
 
 const opGet = "GetSecretValue"
 
 // fake starts smfake on loopback and returns it with Options whose clients
 // talk to it with the fake's static credentials. No environment is read
-// except what LoadDefaultConfig reads anyway; isolateEnv blanks that.
+// except what LoadDefaultConfig reads anyway; smfaketest.IsolateEnv blanks that.
 func fake(t testing.TB, opts ...smfake.Option) (*smfake.Server, Options) {
 	t.Helper()
 	fk, url := fakeServer(t, opts...)
@@ -44,7 +45,7 @@ func fake(t testing.TB, opts ...smfake.Option) (*smfake.Server, Options) {
 // find it.
 func fakeServer(t testing.TB, opts ...smfake.Option) (*smfake.Server, string) {
 	t.Helper()
-	isolateEnv(t)
+	smfaketest.IsolateEnv(t)
 	fk := smfake.New(opts...)
 	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
@@ -61,22 +62,6 @@ func fakeClients(t testing.TB, url, region string) ClientFunc {
 		t.Fatal(err)
 	}
 	return SDKClients(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(url) })
-}
-
-// isolateEnv keeps the developer's AWS settings out of a test.
-func isolateEnv(t testing.TB) {
-	t.Helper()
-	none := filepath.Join(os.TempDir(), "secretfetch-no-such-aws-file")
-	for k, v := range map[string]string{
-		"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_PROFILE": "",
-		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
-		"AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "",
-		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_SECRETS_MANAGER": "", "AWS_ENDPOINT_URL_STS": "",
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": "",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "", "AWS_RETRY_MODE": "",
-	} {
-		t.Setenv(k, v)
-	}
 }
 
 func create(t testing.TB, fk *smfake.Server, name string, v smfake.Value) (arn, version string) {
@@ -201,7 +186,7 @@ func TestSDKAttemptTimeoutRetried(t *testing.T) {
 }
 
 func TestSDKConnectionErrorRetried(t *testing.T) {
-	isolateEnv(t)
+	smfaketest.IsolateEnv(t)
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens there any more
@@ -413,7 +398,7 @@ func TestSDKCredentialsThroughPodIdentity(t *testing.T) {
 // webhook configures the init container: the fetch fails at once with
 // NoCredentials and never reaches Secrets Manager.
 func TestSDKNoPodCredentialsIsPermanent(t *testing.T) {
-	fk, url := fakeServer(t) // isolateEnv sets AWS_EC2_METADATA_DISABLED=true
+	fk, url := fakeServer(t) // smfaketest.IsolateEnv sets AWS_EC2_METADATA_DISABLED=true
 	create(t, fk, "app/db", smfake.Value{String: "s3cret"})
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
 	t.Setenv("AWS_REGION", "us-east-1")

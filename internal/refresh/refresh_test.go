@@ -31,6 +31,7 @@ import (
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/render"
 	"github.com/secretfetch/secretfetch/internal/smfake"
+	"github.com/secretfetch/secretfetch/internal/smfake/smfaketest"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
@@ -54,21 +55,6 @@ func fastBackOff() backoff.BackOff {
 	return backoff.WithMaxRetries(backoff.NewConstantBackOff(time.Millisecond), 3)
 }
 
-// isolateEnv keeps the developer's AWS settings out of a test.
-func isolateEnv(t *testing.T) {
-	t.Helper()
-	none := filepath.Join(os.TempDir(), "secretfetch-no-such-aws-file")
-	for k, v := range map[string]string{
-		"AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none, "AWS_PROFILE": "",
-		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
-		"AWS_ROLE_ARN": "", "AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_REGION": "", "AWS_DEFAULT_REGION": "",
-		"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_SECRETS_MANAGER": "", "AWS_ENDPOINT_URL_STS": "",
-		"AWS_EC2_METADATA_DISABLED": "true", "AWS_MAX_ATTEMPTS": "", "AWS_RETRY_MODE": "",
-	} {
-		t.Setenv(k, v)
-	}
-}
-
 // fakeAWS is smfake on loopback with SDK clients that reach it.
 type fakeAWS struct {
 	fk      *smfake.Server
@@ -78,7 +64,7 @@ type fakeAWS struct {
 // newFake seeds the fake with secrets (name -> value).
 func newFake(t *testing.T, secrets map[string]string) *fakeAWS {
 	t.Helper()
-	isolateEnv(t)
+	smfaketest.IsolateEnv(t)
 	fk := smfake.New()
 	srv := httptest.NewServer(fk)
 	t.Cleanup(srv.Close)
