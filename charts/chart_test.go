@@ -259,6 +259,7 @@ func TestSchema(t *testing.T) {
 		{"a cluster-wide default that is neither any nor none", "policies.allowedSecrets.default=some", []string{"default"}},
 		{"a refresh floor that is not a duration", "config.minRefreshInterval=soon", []string{"minRefreshInterval"}},
 		{"envFiles as a string", "config.envFiles=yes", []string{"envFiles"}},
+		{"an injected resource other than cpu and memory", "config.initResources.limits.gpu=1", []string{"initResources", "gpu"}},
 		{"a max-in-flight of zero", "server.maxInFlight=0", []string{"maxInFlight"}},
 		{"an extra arg that is not a flag", "extraArgs[0]=verbose", []string{"extraArgs"}},
 	}
@@ -290,6 +291,7 @@ func TestValues(t *testing.T) {
 		"--set", "initImage.tag=v9",
 		"--set", "config.defaultRegion=eu-west-1",
 		"--set", "config.envFiles=false",
+		"--set", "config.initResources.limits.memory=256Mi",
 		"--set", "logLevel=debug", "--set", "logFormat=json",
 		"--set", "extraArgs[0]=--allow-node-credentials=false",
 		"--set", "server.maxInFlight=16", "--set", "server.bodyReadTimeout=5s", "--set", "server.shutdownDelay=10s",
@@ -327,7 +329,8 @@ func TestValues(t *testing.T) {
 	if cm.Name == configName(t, defaults) {
 		t.Errorf("ConfigMap %s kept its name after its data changed", cm.Name)
 	}
-	if data := dig(cm.Body, "data").(map[string]any); data["INIT_IMAGE"] != "registry.example.com/init-fetch:v9" || data["DEFAULT_REGION"] != "eu-west-1" || data["ENV_FILES"] != "false" {
+	if data := dig(cm.Body, "data").(map[string]any); data["INIT_IMAGE"] != "registry.example.com/init-fetch:v9" || data["DEFAULT_REGION"] != "eu-west-1" || data["ENV_FILES"] != "false" ||
+		data["INIT_RESOURCES"] != `{"limits":{"memory":"256Mi"}}` {
 		t.Errorf("webhook ConfigMap data = %v", data)
 	}
 	for _, e := range c.Env {

@@ -54,6 +54,10 @@ type Config struct {
 	// VolumeSizeLimit overrides the emptyDir's sizeLimit
 	// (--volume-size-limit). Nil sizes it from the number of secrets.
 	VolumeSizeLimit *resource.Quantity
+	// InitResources overrides the init container's requests and limits,
+	// resource by resource (--init-resources); what it leaves out keeps the
+	// default of initResources. Only cpu and memory may be set.
+	InitResources corev1.ResourceRequirements
 	// AllowNodeCredentials lets init-fetch fall back to the node's instance
 	// role through EC2 instance metadata (--allow-node-credentials). It is
 	// off by default: the node's role is shared by every pod on the node, so
@@ -92,6 +96,9 @@ func (c Config) Validate() error {
 	}
 	if c.VolumeSizeLimit != nil && c.VolumeSizeLimit.Sign() <= 0 {
 		errs = append(errs, fmt.Errorf("--volume-size-limit: %s is not a positive size", c.VolumeSizeLimit))
+	}
+	if err := validateInitResources(c.InitResources); err != nil {
+		errs = append(errs, fmt.Errorf("--init-resources: %w", err))
 	}
 	if err := c.validateRefresh(); err != nil {
 		errs = append(errs, err)
@@ -138,6 +145,52 @@ func initResources(volume resource.Quantity) corev1.ResourceRequirements {
 			corev1.ResourceMemory: *resource.NewQuantity(memLimit, resource.BinarySI),
 		},
 	}
+}
+
+// withOverrides sets, resource by resource, what the cluster's settings
+// (--init-resources) give, over the defaults in r.
+func withOverrides(r, override corev1.ResourceRequirements) corev1.ResourceRequirements {
+	for name, q := range override.Requests {
+		r.Requests[name] = q.DeepCopy()
+	}
+	for name, q := range override.Limits {
+		r.Limits[name] = q.DeepCopy()
+	}
+	return r
+}
+
+// validateInitResources checks --init-resources: cpu and memory only,
+// positive, and no request above its limit (where both are set). A memory
+// limit below the secrets volume makes the init container's writes fail,
+// and so the pod, closed; that is the operator's to size.
+func validateInitResources(r corev1.ResourceRequirements) error {
+	var errs []error
+	for _, list := range []struct {
+		name string
+		l    corev1.ResourceList
+	}{{"requests", r.Requests}, {"limits", r.Limits}} {
+		for name, q := range list.l {
+			if name != corev1.ResourceCPU && name != corev1.ResourceMemory {
+				errs = append(errs, fmt.Errorf("%s.%s: only cpu and memory can be set", list.name, name))
+			} else if q.Sign() <= 0 {
+				errs = append(errs, fmt.Errorf("%s.%s: %s is not a positive quantity", list.name, name, q.String()))
+			}
+		}
+	}
+	// Without a limit of its own, a request meets the default limit, at its
+	// smallest (the smallest volume).
+	defaults := initResources(*resource.NewQuantity(minVolumeSize, resource.BinarySI))
+	for name, req := range r.Requests {
+		if lim, ok := r.Limits[name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, fmt.Errorf("requests.%s (%s) is above limits.%s (%s)", name, req.String(), name, lim.String()))
+		} else if lim := defaults.Limits[name]; !ok && req.Cmp(lim) > 0 {
+			errs = append(errs, fmt.Errorf("requests.%s (%s) is above the default limit (%s); set limits.%s too", name, req.String(), lim.String(), name))
+		}
+	}
+	if len(r.Claims) > 0 {
+		errs = append(errs, errors.New("claims: cannot be set"))
+	}
+	return errors.Join(errs...)
 }
 
 // initSecurityContext passes the restricted Pod Security Standard.
@@ -221,7 +274,7 @@ func initContainer(pod *corev1.Pod, inj *Injection, cfg Config, encoded string, 
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		ImagePullPolicy:          corev1.PullIfNotPresent,
 		SecurityContext:          initSecurityContext(inj.UID, inj.GID),
-		Resources:                initResources(size),
+		Resources:                withOverrides(initResources(size), cfg.InitResources),
 	}
 	setEnv(&init, plan.EnvVar, encoded)
 	if cfg.SecretsManagerEndpoint != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -313,4 +314,39 @@ func TestForeignMounts(t *testing.T) {
 			t.Errorf("mounts (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestConfigValidateInitResources: --init-resources takes cpu and memory
+// only, positive, and never a request its limit (given, or the default) is
+// below: the API server would refuse every injected pod.
+func TestConfigValidateInitResources(t *testing.T) {
+	q := resource.MustParse
+	tests := []struct {
+		name string
+		r    corev1.ResourceRequirements
+		want string // "" for valid
+	}{
+		{"none", corev1.ResourceRequirements{}, ""},
+		{"limits only", corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": q("1"), "memory": q("256Mi")}}, ""},
+		{"request under its limit", corev1.ResourceRequirements{Requests: corev1.ResourceList{"memory": q("128Mi")},
+			Limits: corev1.ResourceList{"memory": q("256Mi")}}, ""},
+		{"another resource", corev1.ResourceRequirements{Limits: corev1.ResourceList{"nvidia.com/gpu": q("1")}},
+			"limits.nvidia.com/gpu: only cpu and memory can be set"},
+		{"zero", corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": q("0")}}, "requests.cpu: 0 is not a positive quantity"},
+		{"request above its limit", corev1.ResourceRequirements{Requests: corev1.ResourceList{"cpu": q("2")},
+			Limits: corev1.ResourceList{"cpu": q("1")}}, "requests.cpu (2) is above limits.cpu (1)"},
+		{"request above the default limit", corev1.ResourceRequirements{Requests: corev1.ResourceList{"memory": q("1Gi")}},
+			"requests.memory (1Gi) is above the default limit (65Mi); set limits.memory too"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Config{InitImage: "i", InitResources: tt.r}.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v, want valid", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), "--init-resources: "+tt.want)):
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -103,6 +106,20 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 				return fmt.Errorf("%q is not a quantity such as 4Mi: %w", s, err)
 			}
 			c.Mutate.VolumeSizeLimit = &q
+			return nil
+		})
+	fs.Func("init-resources", `requests and limits of the injected init container, as JSON such as {"limits":{"cpu":"1","memory":"128Mi"}}; `+
+		"each resource given replaces its default (requests cpu 10m, memory 16Mi; limits cpu 500m, memory 64Mi plus the volume)",
+		func(s string) error {
+			c.Mutate.InitResources = corev1.ResourceRequirements{}
+			if s == "" {
+				return nil
+			}
+			dec := json.NewDecoder(strings.NewReader(s))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&c.Mutate.InitResources); err != nil {
+				return fmt.Errorf("%q is not a JSON object of requests and limits: %w", s, err)
+			}
 			return nil
 		})
 }

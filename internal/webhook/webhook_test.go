@@ -337,9 +337,13 @@ func TestBindFlags(t *testing.T) {
 	err := fs.Parse([]string{"--cert-dir=/certs", "--port=10443", "--init-image=img", "--default-region=eu-west-1",
 		"--secretsmanager-endpoint=https://sm.example", "--sts-endpoint=https://sts.example", "--volume-size-limit=4Mi",
 		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s", "--host=127.0.0.1",
-		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s", "--env-files=false"})
+		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s", "--env-files=false",
+		`--init-resources={"limits":{"cpu":"1","memory":"256Mi"}}`})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if lim := cfg.Mutate.InitResources.Limits; lim.Cpu().String() != "1" || lim.Memory().String() != "256Mi" || len(cfg.Mutate.InitResources.Requests) != 0 {
+		t.Errorf("--init-resources gave %+v", cfg.Mutate.InitResources)
 	}
 	if !cfg.Mutate.NoEnvFiles {
 		t.Error("--env-files=false left EnvFiles on")
@@ -353,6 +357,22 @@ func TestBindFlags(t *testing.T) {
 	}
 
 	// Empty values, as the manifests pass for unset settings, mean unset.
+	fs = flagSet()
+	cfg = Config{}
+	cfg.BindFlags(fs)
+	if err := fs.Parse([]string{"--volume-size-limit=", "--default-region=", "--sts-endpoint=", "--init-resources="}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Mutate.InitResources.Limits)+len(cfg.Mutate.InitResources.Requests) != 0 {
+		t.Errorf("--init-resources= gave %+v, want the defaults", cfg.Mutate.InitResources)
+	}
+	for _, bad := range []string{`{"limit":{"cpu":"1"}}`, `{"limits":{"cpu":"lots"}}`, `cpu=1`} {
+		fs = flagSet()
+		cfg.BindFlags(fs)
+		if err := fs.Parse([]string{"--init-resources=" + bad}); err == nil {
+			t.Errorf("--init-resources=%s was accepted", bad)
+		}
+	}
 	fs = flagSet()
 	cfg = Config{}
 	cfg.BindFlags(fs)

@@ -48,6 +48,7 @@ a setting is one line here.
   (list "SECRETSMANAGER_ENDPOINT" "secretsmanager-endpoint" ($c.secretsManagerEndpoint | toString))
   (list "STS_ENDPOINT" "sts-endpoint" ($c.stsEndpoint | toString))
   (list "VOLUME_SIZE_LIMIT" "volume-size-limit" ($c.volumeSizeLimit | toString))
+  (list "INIT_RESOURCES" "init-resources" (ternary "" ($c.initResources | toJson) (empty $c.initResources)))
   (list "MIN_REFRESH_INTERVAL" "min-refresh-interval" ($c.minRefreshInterval | toString))
   (list "ENV_FILES" "env-files" ($c.envFiles | toString))
 | toJson -}}
