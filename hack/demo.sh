@@ -64,7 +64,8 @@ say "the init container's log: IDs, versions and sizes, no values"
 kubectl -n secretfetch-demo logs "$pod" -c secretfetch-init
 
 say "what the pod spec holds: references only"
-kubectl -n secretfetch-demo get pod "$pod" -o jsonpath='{range .spec.initContainers[0].env[*]}{.name}={.value}{"\n"}{end}'
+kubectl -n secretfetch-demo get pod "$pod" -o jsonpath='{range .spec.initContainers[0].env[?(@.value)]}{.name}={.value}{"\n"}{end}'
+kubectl -n secretfetch-demo get pod "$pod" -o jsonpath='{range .spec.initContainers[0].env[?(@.valueFrom.fieldRef)]}{.name} <- fieldRef {.valueFrom.fieldRef.fieldPath}{"\n"}{end}'
 kubectl -n secretfetch-demo get pod "$pod" -o jsonpath='{range .spec.containers[0].env[?(@.valueFrom.fileKeyRef)]}{.name} <- fileKeyRef {.valueFrom.fileKeyRef}{"\n"}{end}'
 if kubectl -n secretfetch-demo get pod "$pod" -o json | grep -qE 'demo-db-password-2c81|demo-api-key-7f3a9c'; then
   echo "the pod object contains a secret value" >&2
