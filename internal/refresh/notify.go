@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/secretfetch/secretfetch/internal/fetch"
 )
 
 // Notification is the body POSTed to the notify URL after each swap: the
@@ -24,7 +26,7 @@ const maxNotifyAnswer = 64 << 10
 // files are already in place, and the app can also watch ..data.
 func (r *Refresher) notify(ctx context.Context, changes []Change) {
 	if err := r.post(ctx, changes); err != nil {
-		r.opts.Log.Warn("notifying the app failed; the new files are in place", "url", r.opts.NotifyURL, "error", err.Error())
+		r.opts.Log.Warn("notifying the app failed; the new files are in place", "url", r.opts.NotifyURL, "error", fetch.ErrorText(err))
 		return
 	}
 	r.opts.Log.Info("notified the app", "url", r.opts.NotifyURL, "files", len(changes))

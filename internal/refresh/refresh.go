@@ -312,7 +312,7 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 		case d.failure != nil:
 			rep.Failures = append(rep.Failures, *d.failure)
 			r.opts.Log.Error("refresh failed; keeping the current files", "id", d.failure.ID, "files", d.failure.Files,
-				"code", d.failure.Code, "versionId", d.failure.VersionID, "error", d.failure.Err.Error())
+				"code", d.failure.Code, "versionId", d.failure.VersionID, "error", fetch.ErrorText(d.failure.Err))
 		case d.results == nil:
 			rep.Unchanged++
 		default:
@@ -349,7 +349,7 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 	}
 	if err := r.dir.WriteSet(tmpfs.Set{Files: files, Keep: keep, State: encodeState(next)}); err != nil {
 		r.opts.Log.Error("swapping in the new files failed; keeping the current files", "dir", r.plan.Dir,
-			"changes", rep.Changes, "error", err.Error())
+			"changes", rep.Changes, "error", fetch.ErrorText(err))
 		rep.Changes = nil
 		return rep, fmt.Errorf("swapping in the new files: %w", err)
 	}
@@ -373,7 +373,7 @@ func (r *Refresher) readState() map[string]FileState {
 		err = derr
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		r.opts.Log.Warn("cannot read the versions of the current files; fetching every secret once", "dir", r.plan.Dir, "error", err.Error())
+		r.opts.Log.Warn("cannot read the versions of the current files; fetching every secret once", "dir", r.plan.Dir, "error", fetch.ErrorText(err))
 	} else {
 		r.opts.Log.Warn("the current files carry no versions; fetching every secret once", "dir", r.plan.Dir)
 	}
@@ -496,7 +496,7 @@ func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, st
 	}
 	notify := func(err error, wait time.Duration) {
 		r.opts.Log.Warn("retrying", "operation", "DescribeSecret", "id", g.id, "code", fetch.Code(err),
-			"attempt", attempts, "waitMs", wait.Milliseconds(), "error", err.Error())
+			"attempt", attempts, "waitMs", wait.Milliseconds(), "error", fetch.ErrorText(err))
 	}
 	schedule := fetch.Schedule(r.opts.NewBackOff, r.opts.NewThrottleBackOff, &throttled)
 	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(schedule, ctx), notify)
@@ -534,7 +534,7 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 		NewThrottleBackOff: r.opts.NewThrottleBackOff,
 		OnRetry: func(rt fetch.Retry) {
 			r.opts.Log.Warn("retrying", "operation", "GetSecretValue", "id", rt.ID, "files", rt.Files, "code", rt.Code,
-				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", rt.Err.Error())
+				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", fetch.ErrorText(rt.Err))
 		},
 	})
 	if err != nil {

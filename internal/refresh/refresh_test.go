@@ -371,6 +371,33 @@ func TestPollFailuresKeepFiles(t *testing.T) {
 	e.noValues(t, "p1", "p2", "p9", "not-matching", "val-B2")
 }
 
+// TestPollLogsBoundedErrors: an endpoint's error message is quoted in the
+// sidecar's log, cut to fetch.MaxErrorText, whatever its size: the sidecar
+// polls for the pod's whole life, so one broken answer per poll must not
+// fill the node's log.
+func TestPollLogsBoundedErrors(t *testing.T) {
+	e := newEnv(t, map[string]string{"db": "v1"}, &plan.Plan{Secrets: []plan.Secret{{File: "db", ID: "db"}}}, Options{})
+	e.put(t, "db", "v2")
+	huge := strings.Repeat("x", 300<<10) // under fetch.MaxResponseBytes, so it is read
+	e.fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "db", Code: "AccessDeniedException", Message: huge})
+	if rep := e.poll(t); len(rep.Failures) != 1 {
+		t.Fatalf("failures %+v, want one", rep.Failures)
+	}
+	e.fk.ClearFaults()
+	e.fk.InjectFault(smfake.Fault{Operation: opDescribe, SecretID: "db", Code: "InternalServiceError", Message: huge})
+	if rep := e.poll(t); len(rep.Failures) != 1 {
+		t.Fatalf("failures %+v, want one", rep.Failures)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(e.log.String()), "\n") {
+		if len(line) > 2*fetch.MaxErrorText+1024 {
+			t.Errorf("log line %d is %d bytes, want at most about %d", i, len(line), fetch.MaxErrorText)
+		}
+	}
+	if !strings.Contains(e.log.String(), "xxxx") {
+		t.Error("the error's message is not in the log at all")
+	}
+}
+
 func TestPollWithoutStateFetchesOnce(t *testing.T) {
 	e := newEnv(t, map[string]string{"a": "a1"}, &plan.Plan{Secrets: []plan.Secret{{File: "a", ID: "a"}}}, Options{})
 	// A set written without state (by hand, or an older init-fetch).
