@@ -27,6 +27,11 @@ const (
 	// MaxContainerEntries caps the comma-separated entries of
 	// AnnotationContainers.
 	MaxContainerEntries = 128
+	// MaxContainers caps the containers and init containers of an opted-in
+	// pod. The parser and Apply look each reader up by name, which is cheap
+	// for real pods (a handful of containers) but quadratic in the
+	// thousands of empty containers a crafted review can carry.
+	MaxContainers = 256
 	// MaxPlanBytes caps the encoded plan. It travels in one environment
 	// variable, and Linux refuses a single variable over 128 KiB
 	// (MAX_ARG_STRLEN) at exec time: the pod would be admitted, then fail
@@ -68,6 +73,9 @@ func checkLimits(pod *corev1.Pod) *field.Error {
 	if size > MaxAnnotationBytes {
 		return field.Invalid(annotationsPath, omit, fmt.Sprintf(
 			"the %s annotations take %d bytes (keys and values); a pod may use at most %d", Prefix, size, MaxAnnotationBytes))
+	}
+	if n := len(pod.Spec.Containers) + len(pod.Spec.InitContainers); n > MaxContainers {
+		return field.TooMany(field.NewPath("spec", "containers"), n, MaxContainers)
 	}
 	if v, ok := pod.Annotations[AnnotationContainers]; ok {
 		if n := strings.Count(v, ",") + 1; n > MaxContainerEntries {

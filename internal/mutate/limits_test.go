@@ -36,8 +36,21 @@ func TestHostilePods(t *testing.T) {
 	tests := []struct {
 		name string
 		ann  map[string]string
+		pod  func(*corev1.Pod)
 		want []string // substrings of the message
 	}{
+		{
+			// Each reader is looked up by name: quadratic in thousands of
+			// containers, which a crafted review of empty ones can carry.
+			name: "3,000 containers",
+			ann:  map[string]string{SecretPrefix + "db": "prod/db"},
+			pod: func(p *corev1.Pod) {
+				for i := range 3000 {
+					p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i)})
+				}
+			},
+			want: []string{"spec.containers: Too many: 3003: must have at most 256 items"},
+		},
 		{
 			// 8.6 KB in; it was a 65 MB answer, each empty entry quoting the list.
 			name: "containers of 8,000 commas",
@@ -82,6 +95,9 @@ func TestHostilePods(t *testing.T) {
 			pod := basePod()
 			for k, v := range tt.ann {
 				pod.Annotations[k] = v
+			}
+			if tt.pod != nil {
+				tt.pod(pod)
 			}
 			raw, err := json.Marshal(pod)
 			if err != nil {
