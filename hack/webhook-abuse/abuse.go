@@ -37,6 +37,10 @@ type config struct {
 	// cost this process, on the same cores, as much CPU as the webhook.
 	reconnectPause time.Duration
 	gogc           string
+	// crafted is the number of clients that send, over and over, a whole
+	// review just under the webhook's JSON object cap: a pod of empty
+	// containers, each a few bytes of JSON and a large struct once decoded.
+	crafted int
 }
 
 // tally counts the outcomes of abusive requests by what the server did.
@@ -135,6 +139,14 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 	}
 
+	var craftedTally tally
+	if c.crafted > 0 {
+		crafted := craftedReview(9990)
+		for range c.crafted {
+			wg.Go(func() { craftedLoop(attackCtx, wh.addr, tlsConf, crafted, &craftedTally) })
+		}
+	}
+
 	// Let the abusive bodies arrive before the first normal review.
 	select {
 	case <-attackCtx.Done():
@@ -163,8 +175,55 @@ probing:
 	fmt.Fprintf(out, "webhook RSS: %d MiB at rest, peak %d MiB (VmHWM)\n", baseRSS>>10, hwm>>10)
 	fmt.Fprintf(out, "slow bodies: %s\n", &slowTally)
 	fmt.Fprintf(out, "streams:     %s\n", &streamTally)
+	if c.crafted > 0 {
+		fmt.Fprintf(out, "crafted:     %d clients: %s\n", c.crafted, &craftedTally)
+	}
 	fmt.Fprintln(out, summarize(probes))
 	return nil
+}
+
+// craftedReview is an AdmissionReview of an opted-in pod with n empty
+// containers: n+7 JSON objects in about 3n bytes.
+func craftedReview(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"crafted",` +
+		`"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},` +
+		`"operation":"CREATE","namespace":"abuse","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"crafted",` +
+		`"annotations":{"secretfetch.io/inject":"true","secretfetch.io/secret-db":"prod/db"}},"spec":{"containers":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("{}")
+	}
+	b.WriteString(`]}}}}`)
+	return b.Bytes()
+}
+
+// craftedLoop sends review until ctx ends, one request after another on
+// fresh connections, and counts the answers.
+func craftedLoop(ctx context.Context, addr string, conf *tls.Config, review []byte, t *tally) {
+	tr := &http.Transport{TLSClientConfig: conf.Clone()}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+"/mutate-v1-pod", bytes.NewReader(review))
+		if err != nil {
+			t.add("bad request")
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.add("failed")
+			}
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.add(answerOutcome(resp.StatusCode, b))
+	}
 }
 
 // summarize describes the normal reviews: how many were answered 200 with a

@@ -35,6 +35,7 @@ func main() {
 	flag.DurationVar(&c.probeEvery, "probe-every", 500*time.Millisecond, "interval between normal reviews during the attack")
 	flag.DurationVar(&c.reconnectPause, "reconnect-pause", 0, "how long a client cut off by the server waits before it tries again")
 	flag.StringVar(&c.gogc, "gogc", "400", "GOGC of the webhook (manifests/base/deployment.yaml sets 400; GOMEMLIMIT is 200MiB as there)")
+	flag.IntVar(&c.crafted, "crafted", 0, "clients that send, back to back, a review of an opted-in pod of 9,990 empty containers (just under the JSON object cap)")
 	flag.StringVar(&c.reviewFile, "review", "hack/testdata/admissionreview.json", "the normal AdmissionReview")
 	flag.Parse()
 
