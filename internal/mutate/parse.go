@@ -254,6 +254,11 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 
 	refresh, refreshErrs := parseRefresh(pod, settings)
 	errs = append(errs, refreshErrs...)
+	if refresh != nil && len(p.Secrets) > 0 && !slices.ContainsFunc(p.Secrets, refreshable) {
+		errs = append(errs, field.Invalid(annotationPath(AnnotationRefreshInterval), omit,
+			fmt.Sprintf("every secret is pinned by %s<name> or delivered only as an environment variable, which never change in a running container, so the refresh sidecar would have nothing to do; remove %s",
+				VersionIDPrefix, AnnotationRefreshInterval)))
+	}
 	inj := &Injection{Plan: p, Readers: readers, Refresh: refresh, encoded: encoded}
 	if len(readerErrs) == 0 && !modeErrors {
 		uid, gid, ownerErrs := resolveOwner(pod, readers, p.Secrets)
@@ -434,6 +439,8 @@ func selectReaders(pod *corev1.Pod, list string, set bool) ([]string, field.Erro
 			}
 		case name == InitContainerName:
 			errs = append(errs, field.Invalid(fp, name, fmt.Sprintf("%s is the webhook's own init container; list the containers that read the secrets", InitContainerName)))
+		case name == RefreshContainerName:
+			errs = append(errs, field.Invalid(fp, name, fmt.Sprintf("%s is the webhook's own refresh sidecar; list the containers that read the secrets", RefreshContainerName)))
 		case c == nil:
 			if has == "" {
 				has = quoteList(containerNames(pod))

@@ -2,7 +2,6 @@ package mutate
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,15 +89,6 @@ func parseRefresh(pod *corev1.Pod, s parseSettings) (*Refresh, field.ErrorList) 
 			errs = append(errs, field.Invalid(annotationPath(AnnotationRefreshNotify), omit, err.Error()))
 		}
 	}
-	if list, ok := pod.Annotations[AnnotationContainers]; ok {
-		for _, name := range strings.Split(list, ",") {
-			if strings.TrimSpace(name) == RefreshContainerName {
-				errs = append(errs, field.Invalid(annotationPath(AnnotationContainers), RefreshContainerName,
-					fmt.Sprintf("%s is the webhook's own refresh sidecar; list the containers that read the secrets", RefreshContainerName)))
-				break
-			}
-		}
-	}
 	for i, c := range pod.Spec.Containers {
 		if c.Name == RefreshContainerName {
 			errs = append(errs, field.Invalid(field.NewPath("spec", "containers").Index(i).Child("name"), c.Name,
@@ -110,3 +100,7 @@ func parseRefresh(pod *corev1.Pod, s parseSettings) (*Refresh, field.ErrorList) 
 	}
 	return r, nil
 }
+
+// refreshable reports whether the refresh sidecar polls s: a file (an env
+// var is read once, when its container starts) whose version is not pinned.
+func refreshable(s plan.Secret) bool { return s.VersionID == "" && !s.NoFile }
