@@ -102,8 +102,8 @@ type Options struct {
 	// NotifyURL, when set, receives a POST after each swap (see Notify).
 	// It must pass plan.ValidateNotifyURL.
 	NotifyURL string
-	// HTTPClient sends the notification; nil means one with a 5 s timeout
-	// and no proxy.
+	// HTTPClient sends the notification; nil means one with a 5 s timeout,
+	// no proxy and no redirects.
 	HTTPClient *http.Client
 	// Log receives one JSON line per swap and per failure; nil discards.
 	Log *slog.Logger
@@ -161,7 +161,10 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 		o.PollTimeout = min(o.Interval, maxPollTimeout)
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+		o.HTTPClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil},
+			// Only the checked loopback URL is ever asked: a redirect could
+			// name any host, and the answer is reported, not followed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -446,6 +447,30 @@ func TestNotify(t *testing.T) {
 	}
 	if strings.Contains(bodies[0], "secret-a2") || strings.Contains(bodies[0], "val-B1") {
 		t.Error("the notification holds a value")
+	}
+}
+
+// TestNotifyFollowsNoRedirect: the URL was checked to be loopback, so the
+// POST goes there and nowhere else. An answer that redirects (the app, or
+// whatever listens on the port) must not send the sidecar to another host.
+func TestNotifyFollowsNoRedirect(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(app.Close)
+
+	e := newEnv(t, map[string]string{"a": "a1"}, &plan.Plan{Secrets: []plan.Secret{{File: "a", ID: "a"}}},
+		Options{NotifyURL: app.URL + "/reload"})
+	e.put(t, "a", "secret-a2")
+	e.poll(t)
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect was followed: %d request(s) reached %s", n, other.URL)
+	}
+	if !strings.Contains(e.log.String(), "307") {
+		t.Errorf("the redirect is not logged as a failed notification:\n%s", e.log.String())
 	}
 }
 
