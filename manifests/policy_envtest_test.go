@@ -241,6 +241,11 @@ func TestPolicies(t *testing.T) {
 			"the init container secretfetch-init with the image " + initImage, "(it has evil.example.com/init-fetch:v0.1.0)",
 			"the secretfetch webhook did not run"}},
 		{"injected", pod("apps", optIn, injected(initImage)), nil},
+		{"a look-alike init container made a sidecar", pod("apps", optIn, injected(initImage), func(p *corev1.Pod) {
+			always := corev1.ContainerRestartPolicyAlways
+			p.Spec.InitContainers[0].RestartPolicy = &always
+		}), []string{"the init container secretfetch-init without restartPolicy (it has restartPolicy Always",
+			"the secretfetch webhook did not run"}},
 		{"a disk-backed volume", pod("apps", optIn, injected(initImage), func(p *corev1.Pod) {
 			p.Spec.Volumes[0].EmptyDir.Medium = ""
 		}), []string{"the memory-backed volume secretfetch-secrets"}},
