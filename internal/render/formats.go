@@ -17,11 +17,10 @@ import (
 //     variable cannot hold one); nor a carriage return before a line feed
 //     (dotenv parsers turn CRLF into LF); nor end with a backslash (dotenv
 //     parsers read \' as an escaped quote).
-func dotenv(entries []entry) ([]byte, error) {
-	var out bytes.Buffer
+func dotenv(out *bytes.Buffer, entries []entry) error {
 	for _, e := range entries {
 		if !isShellName(e.key) {
-			return nil, keyError(CodeUnsupportedKey, e.key, "dotenv keys are shell variable names: letters, digits and '_', not starting with a digit")
+			return keyError(CodeUnsupportedKey, e.key, "dotenv keys are shell variable names: letters, digits and '_', not starting with a digit")
 		}
 		v := e.value
 		var why string
@@ -36,15 +35,14 @@ func dotenv(entries []entry) ([]byte, error) {
 			why = "it ends with a backslash, which dotenv parsers read as escaping the closing quote"
 		}
 		if why != "" {
-			return nil, keyError(CodeUnsupportedValue, e.key, "the value cannot be written as dotenv: %s", why)
+			return keyError(CodeUnsupportedValue, e.key, "the value cannot be written as dotenv: %s", why)
 		}
-		out.Grow(len(e.key) + len(v) + 4)
 		out.WriteString(e.key)
 		out.WriteString("='")
 		out.Write(v)
 		out.WriteString("'\n")
 	}
-	return out.Bytes(), nil
+	return nil
 }
 
 func isShellName(s string) bool {
@@ -60,23 +58,22 @@ func isShellName(s string) bool {
 // jsonObject writes the object again, compact, with its keys in their order
 // and a final new line: a string as a JSON string, any other value as its
 // compact JSON. JSON carries every key and value.
-func jsonObject(entries []entry) ([]byte, error) {
-	var out bytes.Buffer
+func jsonObject(out *bytes.Buffer, entries []entry) error {
 	out.WriteByte('{')
 	for i, e := range entries {
 		if i > 0 {
 			out.WriteByte(',')
 		}
-		writeJSONString(&out, []byte(e.key))
+		writeJSONString(out, []byte(e.key))
 		out.WriteByte(':')
 		if e.isString {
-			writeJSONString(&out, e.value)
+			writeJSONString(out, e.value)
 		} else {
 			out.Write(e.value)
 		}
 	}
 	out.WriteString("}\n")
-	return out.Bytes(), nil
+	return nil
 }
 
 // writeJSONString quotes s as encoding/json does, without its HTML escapes
@@ -132,16 +129,14 @@ func writeQuoted(out *bytes.Buffer, s []byte, escape func(out *bytes.Buffer, r r
 //   - a space is escaped everywhere in a key, and at the start of a value.
 //
 // Every key and value of a JSON object can be carried.
-func properties(entries []entry) ([]byte, error) {
-	var out bytes.Buffer
+func properties(out *bytes.Buffer, entries []entry) error {
 	for _, e := range entries {
-		out.Grow(len(e.key) + len(e.value) + 2)
-		writeProperty(&out, []byte(e.key), true)
+		writeProperty(out, []byte(e.key), true)
 		out.WriteByte('=')
-		writeProperty(&out, e.value, false)
+		writeProperty(out, e.value, false)
 		out.WriteByte('\n')
 	}
-	return out.Bytes(), nil
+	return nil
 }
 
 func writeProperty(out *bytes.Buffer, s []byte, isKey bool) {
@@ -192,15 +187,15 @@ const maxImplicitKey = 1000
 //
 // Every key and value of a JSON object can be carried; every value reads
 // back as a string.
-func yaml(entries []entry) ([]byte, error) {
+func yaml(out *bytes.Buffer, entries []entry) error {
 	if len(entries) == 0 {
-		return []byte("{}\n"), nil
+		out.WriteString("{}\n")
+		return nil
 	}
-	var out, key bytes.Buffer
+	var key bytes.Buffer
 	for _, e := range entries {
 		key.Reset()
 		writeYAMLString(&key, []byte(e.key))
-		out.Grow(key.Len() + len(e.value) + 5)
 		if key.Len() > maxImplicitKey {
 			out.WriteString("? ")
 			out.Write(key.Bytes())
@@ -209,10 +204,10 @@ func yaml(entries []entry) ([]byte, error) {
 			out.Write(key.Bytes())
 			out.WriteString(": ")
 		}
-		writeYAMLString(&out, e.value)
+		writeYAMLString(out, e.value)
 		out.WriteByte('\n')
 	}
-	return out.Bytes(), nil
+	return nil
 }
 
 func writeYAMLString(out *bytes.Buffer, s []byte) { writeQuoted(out, s, yamlEscape) }

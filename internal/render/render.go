@@ -66,8 +66,9 @@ type entry struct {
 	isString bool
 }
 
-// writer writes entries in one format.
-type writer func(entries []entry) ([]byte, error)
+// writer writes entries in one format into out, which has room for
+// maxRendered(entries) bytes.
+type writer func(out *bytes.Buffer, entries []entry) error
 
 var writers = map[plan.Format]writer{
 	plan.FormatDotenv:     dotenv,
@@ -92,7 +93,35 @@ func Render(f plan.Format, doc []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w(entries)
+	// The output holds the values too. It gets its whole room at once: a
+	// bytes.Buffer that grows copies what it holds into a new array and
+	// leaves the old one, values and all, to the garbage collector,
+	// unzeroed. For the same reason a failed rendering clears what it wrote.
+	buf := outBuffer(maxRendered(entries))
+	out := bytes.NewBuffer(buf)
+	if err := w(out, entries); err != nil {
+		clear(buf[:cap(buf)])
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// outBuffer makes the empty buffer, of capacity size, that Render writes
+// into; a test wraps it to see that the buffer never grew.
+var outBuffer = func(size int) []byte { return make([]byte, 0, size) }
+
+// maxRendered bounds the bytes that any format writes for entries. The
+// widest escape is six bytes for one byte of input (a control character as
+// \u00XX); every other is at most that ratio (\UXXXXXXXX for four bytes,
+// a surrogate pair \uXXXX\uXXXX for four). Each entry adds at most 10
+// bytes around them (YAML's explicit form: ? "k"\n: "v"\n), and the whole
+// at most 3 ({}\n).
+func maxRendered(entries []entry) int {
+	n := 3
+	for _, e := range entries {
+		n += 6*(len(e.key)+len(e.value)) + 10
+	}
+	return n
 }
 
 // parseObject reads the top-level keys of a JSON object in their order. It

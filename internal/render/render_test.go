@@ -366,3 +366,63 @@ func TestErrorCode(t *testing.T) {
 		}
 	}
 }
+
+// recordBuffers wraps outBuffer for the test, and returns the buffers that
+// Render made, in order.
+func recordBuffers(t *testing.T) *[][]byte {
+	t.Helper()
+	var made [][]byte
+	orig := outBuffer
+	outBuffer = func(size int) []byte {
+		b := orig(size)
+		made = append(made, b)
+		return b
+	}
+	t.Cleanup(func() { outBuffer = orig })
+	return &made
+}
+
+// TestRenderNeverGrowsItsBuffer: a rendering is written into one buffer that
+// is the result. One that grew would have left a copy of the values written
+// so far in an array that nothing zeroes. The values are the widest to
+// escape: control characters, characters beyond U+FFFF, long keys (YAML's
+// explicit form).
+func TestRenderNeverGrowsItsBuffer(t *testing.T) {
+	wide := []string{"\x01\x02\x03\x1b\x7f", strings.Repeat("🔑", 300), strings.Repeat("\x01", 2000), "\u2028\u2029é", "x"}
+	keys := []string{"A", strings.Repeat("\x01", 400), strings.Repeat("🔑", 400), "B_1", "c"}
+	for _, f := range []plan.Format{plan.FormatDotenv, plan.FormatJSON, plan.FormatProperties, plan.FormatYAML} {
+		t.Run(string(f), func(t *testing.T) {
+			ks, vs := keys, wide
+			if f == plan.FormatDotenv {
+				ks, vs = shellKeys, append(slices.Clone(shellValues), wide...)
+			}
+			doc, _ := object(t, ks, vs)
+			made := recordBuffers(t)
+			got := render(t, f, doc)
+			if len(*made) != 1 {
+				t.Fatalf("Render made %d buffers, want 1", len(*made))
+			}
+			buf := (*made)[0]
+			if len(got) == 0 || cap(got) != cap(buf) || &got[:1][0] != &buf[:1][0] {
+				t.Errorf("the %d-byte rendering is not in the buffer of %d bytes made for it: it grew", len(got), cap(buf))
+			}
+		})
+	}
+}
+
+// TestFailedRenderIsCleared: a rendering that fails on a later key has
+// written the earlier values; its buffer is zeroed before it is dropped.
+func TestFailedRenderIsCleared(t *testing.T) {
+	made := recordBuffers(t)
+	_, err := Render(plan.FormatDotenv, []byte(`{"A":"first-value","B":"it's"}`))
+	if ErrorCode(err) != CodeUnsupportedValue {
+		t.Fatalf("Render = %v, want %s", err, CodeUnsupportedValue)
+	}
+	if len(*made) != 1 {
+		t.Fatalf("Render made %d buffers, want 1", len(*made))
+	}
+	buf := (*made)[0]
+	if i := slices.IndexFunc(buf[:cap(buf)], func(b byte) bool { return b != 0 }); i >= 0 {
+		t.Errorf("the failed rendering's buffer is not zeroed (a non-zero byte at %d of %d)", i, cap(buf))
+	}
+}
