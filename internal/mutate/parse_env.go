@@ -2,11 +2,13 @@ package mutate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/secretfetch/secretfetch/internal/plan"
 )
@@ -96,7 +98,54 @@ func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys,
 				fmt.Sprintf("overlaps %s, where the init container writes the env file; choose another directory", EnvMountPath)))
 		}
 	}
+	errs = append(errs, foreignEnvRefs(pod, readers, envOwner)...)
 	return append(errs, envVolumeMisuse(pod)...)
+}
+
+// foreignEnvRefs refuses a fileKeyRef into the env file that the webhook
+// does not make. The env file's volume need not be mounted to be read that
+// way, so an entry in a container that is not a reader would hand it the
+// values that the pod gave only to the readers (foreignMounts refuses the
+// same for the secrets volume). In a reader, an entry named as one of the
+// pod's variables is the webhook's own, from an earlier pass, and Apply
+// rebuilds it; any other would survive Apply, and is refused too. vars maps
+// the pod's variables to their secrets (nil for none).
+func foreignEnvRefs(pod *corev1.Pod, readers []string, vars map[string]string) field.ErrorList {
+	var errs field.ErrorList
+	check := func(cs []corev1.Container, base *field.Path) {
+		for i := range cs {
+			c := &cs[i]
+			if ownContainer(c.Name) {
+				continue // rebuilt by Apply
+			}
+			// Found lazily: few containers have such an entry at all. The
+			// name is cut once, not quoted whole per entry.
+			var reader *bool
+			name := ""
+			for j, e := range c.Env {
+				if !isOurEnv(e) {
+					continue
+				}
+				if reader == nil {
+					reader, name = ptr.To(slices.Contains(readers, c.Name)), truncate(c.Name, maxCauseBytes/4)
+				}
+				ep := base.Index(i).Child("env").Index(j)
+				switch _, ours := vars[e.Name]; {
+				case !*reader:
+					errs = append(errs, field.Forbidden(ep, fmt.Sprintf(
+						"container %q reads secretfetch's env file (volume %s) through fileKeyRef, but it is not one of the containers that read the secrets; remove the entry, or list the container in %s",
+						name, EnvVolumeName, AnnotationContainers)))
+				case !ours:
+					errs = append(errs, field.Forbidden(ep, fmt.Sprintf(
+						"container %q reads key %q of secretfetch's env file as %s; the webhook sets each variable of %s<name> itself, so remove this entry",
+						name, truncate(e.ValueFrom.FileKeyRef.Key, maxCauseBytes/4), truncate(e.Name, maxCauseBytes/4), EnvPrefix)))
+				}
+			}
+		}
+	}
+	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"))
+	check(pod.Spec.Containers, field.NewPath("spec", "containers"))
+	return errs
 }
 
 // envClashes refuses a variable that a reader already sets through env: the

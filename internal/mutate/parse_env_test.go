@@ -101,6 +101,35 @@ func TestParseOutputs(t *testing.T) {
 			},
 			want: []string{`metadata.annotations[secretfetch.io/env-db]: Invalid value: "DB": container "migrate" already sets this variable (spec.initContainers[0].env[1]); remove it there, or choose another name`},
 		},
+		{
+			// The env file's volume need not be mounted to be read through
+			// fileKeyRef: an entry in a container that the pod did not
+			// select would hand it the value.
+			name: "a container that is not a reader reads the env file",
+			ann: map[string]string{"secretfetch.io/secret-db": "prod/db", "secretfetch.io/env-db": "DB",
+				"secretfetch.io/containers": "app"},
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[1].Env = []corev1.EnvVar{{Name: "DB", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{
+					VolumeName: EnvVolumeName, Path: plan.EnvFileName, Key: "DB"}}}}
+				p.Spec.InitContainers[0].Env = []corev1.EnvVar{{Name: "EARLY", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{
+					VolumeName: EnvVolumeName, Path: plan.EnvFileName, Key: "DB"}}}}
+			},
+			want: []string{
+				`spec.initContainers[0].env[0]: Forbidden: container "migrate" reads secretfetch's env file (volume secretfetch-env) through fileKeyRef, but it is not one of the containers that read the secrets; remove the entry, or list the container in secretfetch.io/containers`,
+				`spec.containers[1].env[0]: Forbidden: container "sidecar" reads secretfetch's env file (volume secretfetch-env) through fileKeyRef, but it is not one of the containers that read the secrets; remove the entry, or list the container in secretfetch.io/containers`,
+			},
+		},
+		{
+			name: "a reader reads the env file under a name of its own",
+			ann:  map[string]string{"secretfetch.io/secret-db": "prod/db", "secretfetch.io/env-db": "DB"},
+			pod: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "COPY", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{
+					VolumeName: EnvVolumeName, Path: plan.EnvFileName, Key: "DB"}}}}
+			},
+			want: []string{
+				`spec.containers[0].env[0]: Forbidden: container "app" reads key "DB" of secretfetch's env file as COPY; the webhook sets each variable of secretfetch.io/env-<name> itself, so remove this entry`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
