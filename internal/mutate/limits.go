@@ -53,6 +53,9 @@ const (
 	maxMessageBytes = 4 << 10
 	// maxListed bounds a list of names quoted in one message.
 	maxListed = 10
+	// maxQuoted bounds one name or path that a message quotes: a problem
+	// found per mount or env entry must not repeat a long one whole.
+	maxQuoted = maxCauseBytes / 4
 )
 
 // checkLimits refuses, before the full parse, a pod whose secretfetch.io
@@ -145,7 +148,7 @@ func quoteList(items []string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%q", truncate(s, maxCauseBytes/4))
+		fmt.Fprintf(&b, "%q", truncate(s, maxQuoted))
 	}
 	return b.String()
 }

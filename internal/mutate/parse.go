@@ -501,6 +501,9 @@ func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 				continue // rebuilt by Apply (a stray refresh sidecar is denied by parseRefresh)
 			}
 			reader, mounts := slices.Contains(readers, c.Name), 0
+			// Cut once and quoted per mount: whole, one long name with
+			// thousands of mounts made gigabytes of messages.
+			name := truncate(c.Name, maxQuoted)
 			for j, m := range c.VolumeMounts {
 				if m.Name != VolumeName {
 					continue
@@ -511,11 +514,11 @@ func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 				case !reader:
 					errs = append(errs, field.Forbidden(mp, fmt.Sprintf(
 						"container %q mounts the secrets volume %s, but it is not one of the containers that read the secrets; remove the mount, or list the container in %s",
-						c.Name, VolumeName, AnnotationContainers)))
+						name, VolumeName, AnnotationContainers)))
 				case mounts > 1:
 					errs = append(errs, field.Forbidden(mp, fmt.Sprintf(
 						"container %q mounts the secrets volume %s more than once; the webhook makes the one read-only mount itself, so remove this one",
-						c.Name, VolumeName)))
+						name, VolumeName)))
 				}
 			}
 		}
@@ -530,8 +533,13 @@ func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 // would hide the other.
 func mountCollisions(pod *corev1.Pod, readers []string, mountPath string) field.ErrorList {
 	var errs field.ErrorList
+	// What the messages quote is cut first: each colliding mount is one
+	// message, and whole, a long mount path or container name is repeated
+	// in every one of them.
+	quotedPath := truncate(mountPath, maxQuoted)
 	for _, name := range readers {
 		c, cp := containerAt(pod, name)
+		quotedName := truncate(name, maxQuoted)
 		for i, m := range c.VolumeMounts {
 			if m.Name == VolumeName {
 				continue // ours, from an earlier invocation
@@ -540,7 +548,7 @@ func mountCollisions(pod *corev1.Pod, readers []string, mountPath string) field.
 			if within(mountPath, mp) || within(mp, mountPath) {
 				errs = append(errs, field.Invalid(annotationPath(AnnotationMountPath), omit,
 					fmt.Sprintf("%q collides with the mount of volume %q at %q in container %q (%s); choose another directory",
-						mountPath, m.Name, m.MountPath, name, cp.Child("volumeMounts").Index(i))))
+						quotedPath, truncate(m.Name, maxQuoted), truncate(m.MountPath, maxQuoted), quotedName, cp.Child("volumeMounts").Index(i))))
 			}
 		}
 	}

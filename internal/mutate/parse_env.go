@@ -127,7 +127,7 @@ func foreignEnvRefs(pod *corev1.Pod, readers []string, vars map[string]string) f
 					continue
 				}
 				if reader == nil {
-					reader, name = ptr.To(slices.Contains(readers, c.Name)), truncate(c.Name, maxCauseBytes/4)
+					reader, name = ptr.To(slices.Contains(readers, c.Name)), truncate(c.Name, maxQuoted)
 				}
 				ep := base.Index(i).Child("env").Index(j)
 				switch _, ours := vars[e.Name]; {
@@ -138,7 +138,7 @@ func foreignEnvRefs(pod *corev1.Pod, readers []string, vars map[string]string) f
 				case !ours:
 					errs = append(errs, field.Forbidden(ep, fmt.Sprintf(
 						"container %q reads key %q of secretfetch's env file as %s; the webhook sets each variable of %s<name> itself, so remove this entry",
-						name, truncate(e.ValueFrom.FileKeyRef.Key, maxCauseBytes/4), truncate(e.Name, maxCauseBytes/4), EnvPrefix)))
+						name, truncate(e.ValueFrom.FileKeyRef.Key, maxQuoted), truncate(e.Name, maxQuoted), EnvPrefix)))
 				}
 			}
 		}
@@ -157,11 +157,12 @@ func envClashes(pod *corev1.Pod, readers []string, ep *field.Path, name string) 
 	var errs field.ErrorList
 	for _, r := range readers {
 		c, cp := containerAt(pod, r)
+		quoted := truncate(r, maxQuoted) // cut once, not quoted whole per entry
 		for j, e := range c.Env {
 			if e.Name == name && !isOurEnv(e) {
 				errs = append(errs, field.Invalid(ep, name,
 					fmt.Sprintf("container %q already sets this variable (%s); remove it there, or choose another name",
-						r, cp.Child("env").Index(j))))
+						quoted, cp.Child("env").Index(j))))
 			}
 		}
 	}
