@@ -38,6 +38,13 @@ const (
 	// with "argument list too long". Half of that leaves room for the
 	// refresh sidecar and the copied credentials.
 	MaxPlanBytes = 64 << 10
+	// MaxEnvEntries caps the env entries that Apply adds: every variable
+	// (env-<name>) goes into every reader, so they are variables x readers,
+	// and without secretfetch.io/containers every app container is a
+	// reader. Past it the patch, and the work to make it, grow with the
+	// product: under MaxContainers, 250 containers and 125 variables made
+	// a patch of 4.8 MB and cost 109 MB to make it.
+	MaxEnvEntries = 4096
 )
 
 // Bounds on a denial, so that building and logging one is linear in the

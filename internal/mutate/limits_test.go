@@ -437,3 +437,31 @@ func TestLongNamesQuotedBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvEntriesBounded: each variable goes into every reader, so the env
+// entries that Apply adds are variables x readers. A 16 KB pod of 250
+// containers with 125 variables once cost 109 MB, and was admitted with a
+// patch of 4.8 MB. Past MaxEnvEntries it is denied, with one message.
+func TestEnvEntriesBounded(t *testing.T) {
+	const containers, vars = 200, 30 // 6,000 entries
+	pod := basePod()
+	for i := range vars {
+		pod.Annotations[fmt.Sprintf("%ss%d", SecretPrefix, i)] = "prod/db"
+		pod.Annotations[fmt.Sprintf("%ss%d", EnvPrefix, i)] = fmt.Sprintf("V%d", i)
+	}
+	for i := range containers - len(pod.Spec.Containers) {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: "x"})
+	}
+	_, errs := Parse(pod, "us-east-1")
+	want := fmt.Sprintf("metadata.annotations: Invalid value: %d variables (secretfetch.io/env-<name>) in %d containers would add %d env entries; a pod may get at most %d: list the containers that need them in secretfetch.io/containers, or use fewer variables",
+		vars, containers, vars*containers, MaxEnvEntries)
+	if got := errorLines(errs); got != want+"\n" {
+		t.Errorf("problems:\n%s\nwant:\n%s", got, want)
+	}
+
+	// The same variables in the containers listed: admitted.
+	pod.Annotations[AnnotationContainers] = "app,sidecar"
+	if _, errs := Parse(pod, "us-east-1"); errs != nil {
+		t.Errorf("with two containers listed: denied:\n%s", errorLines(errs))
+	}
+}

@@ -31,6 +31,19 @@ func (c Config) parseOptions() []ParseOption {
 func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, st parseSettings) field.ErrorList {
 	var errs field.ErrorList
 	var envOwner map[string]string // variable -> the name whose env- key sets it; made on first use
+	// Checked first: envClashes looks through every reader per variable.
+	vars := 0
+	for _, s := range secrets {
+		if _, ok := s.other[EnvPrefix]; ok {
+			vars++
+		}
+	}
+	tooMany := vars*len(readers) > MaxEnvEntries
+	if tooMany {
+		errs = append(errs, field.Invalid(annotationsPath, omit, fmt.Sprintf(
+			"%d variables (%s<name>) in %d containers would add %d env entries; a pod may get at most %d: list the containers that need them in %s, or use fewer variables",
+			vars, EnvPrefix, len(readers), vars*len(readers), MaxEnvEntries, AnnotationContainers)))
+	}
 	for i := range p.Secrets {
 		sec := &p.Secrets[i]
 		s := secrets[sec.File]
@@ -88,7 +101,9 @@ func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys,
 			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s%s renders a file of many keys, and a variable takes one value; use %s%s to pick one field",
 				FormatPrefix, sec.File, KeyPrefix, sec.File)))
 		}
-		errs = append(errs, envClashes(pod, readers, ep, v)...)
+		if !tooMany {
+			errs = append(errs, envClashes(pod, readers, ep, v)...)
+		}
 		sec.Env = v
 	}
 	if len(envOwner) > 0 {
