@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 
+	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
 )
 
@@ -31,7 +32,10 @@ func loadAWSConfig(ctx context.Context, getenv func(string) string) (aws.Config,
 			config.WithAppID(AppID(ns, name)),
 			config.WithWebIdentityRoleCredentialOptions(func(o *stscreds.WebIdentityRoleOptions) { o.RoleSessionName = session }))
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	// fetch.LoadConfig, not config.LoadDefaultConfig: it caps the answers
+	// that the credential providers read (STS for IRSA, the Pod Identity
+	// agent), which the Secrets Manager clients' own cap does not reach.
+	cfg, err := fetch.LoadConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

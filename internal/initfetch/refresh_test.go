@@ -3,6 +3,9 @@ package initfetch
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
 )
@@ -155,5 +159,48 @@ func TestRoleSessionName(t *testing.T) {
 	}
 	if got := AppID("ns", long); got != "ns."+long {
 		t.Errorf("AppID = %q", got)
+	}
+}
+
+// TestCredentialAnswersCapped: init-fetch loads the SDK's configuration
+// itself (to name the pod), and the STS answer that IRSA reads is capped
+// there too, as fetch.LoadConfig caps it, in both modes. A hostile or
+// broken endpoint once had its whole answer read.
+func TestCredentialAnswersCapped(t *testing.T) {
+	h := newHarness(t)
+	h.secret(t, "app/a")
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>")
+		chunk := []byte(strings.Repeat("x", 4096))
+		for range (8 << 20) / len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(sts.Close)
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("header.payload.signature"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/web")
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:1")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+	opts := []Option{h.opts[1], h.opts[2]} // no WithClients: the SDK's own configuration
+	for _, env := range []map[string]string{nil, {plan.EnvPodNamespace: "team-a", plan.EnvPodName: "web"}} {
+		var stderr bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := Run(ctx, []string{"--dir", t.TempDir(), "--secret", "a=app/a", "--allow-non-tmpfs", "--timeout=5s"},
+			func(k string) string { return env[k] }, &stderr, opts...)
+		cancel()
+		if !errors.Is(err, fetch.ErrResponseTooLarge) {
+			t.Errorf("pod named %v: Run = %.300v, want %v", env != nil, err, fetch.ErrResponseTooLarge)
+		}
 	}
 }
