@@ -318,6 +318,29 @@ func TestForeignMounts(t *testing.T) {
 			t.Errorf("got %v, want the second mount of app", errs)
 		}
 	})
+	// Only the init containers of those names are the webhook's, rebuilt by
+	// Apply; an app container that takes the refresh sidecar's name (refresh
+	// off) is the pod's own, and its mounts are checked like any other.
+	t.Run("an app container named as the refresh sidecar", func(t *testing.T) {
+		pod := base()
+		pod.Spec.Containers[1].Name = RefreshContainerName
+		pod.Spec.Containers[1].VolumeMounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: "/rw"}}
+		_, errs := mutatePod(t, pod, testConfig)
+		if len(errs) != 1 || errs[0].Field != "spec.containers[1].volumeMounts[0]" || !strings.Contains(errs[0].Detail, "not one of the containers that read") {
+			t.Errorf("got %v, want the mount of %s", errs, RefreshContainerName)
+		}
+	})
+	t.Run("an app container named as the refresh sidecar reads the env file", func(t *testing.T) {
+		pod := base()
+		pod.Annotations[EnvPrefix+"db"] = "DB"
+		pod.Spec.Containers[1].Name = RefreshContainerName
+		pod.Spec.Containers[1].Env = []corev1.EnvVar{{Name: "DB", ValueFrom: &corev1.EnvVarSource{FileKeyRef: &corev1.FileKeySelector{
+			VolumeName: EnvVolumeName, Path: "env", Key: "DB"}}}}
+		_, errs := mutatePod(t, pod, testConfig)
+		if len(errs) != 1 || errs[0].Field != "spec.containers[1].env[0]" {
+			t.Errorf("got %v, want the env entry of %s", errs, RefreshContainerName)
+		}
+	})
 	t.Run("a reader's own mount is taken over", func(t *testing.T) {
 		pod := base()
 		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: VolumeName, MountPath: "/rw", SubPath: "db"}}

@@ -494,11 +494,13 @@ func reservedNames(pod *corev1.Pod) field.ErrorList {
 // reader is the webhook's to set, read-only, at the mount path.
 func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 	var errs field.ErrorList
-	check := func(cs []corev1.Container, base *field.Path) {
+	check := func(cs []corev1.Container, base *field.Path, init bool) {
 		for i := range cs {
 			c := &cs[i]
-			if ownContainer(c.Name) {
-				continue // rebuilt by Apply (a stray refresh sidecar is denied by parseRefresh)
+			if init && ownContainer(c.Name) {
+				// Rebuilt by Apply (a stray refresh sidecar is denied by
+				// parseRefresh). An app container of that name is the pod's.
+				continue
 			}
 			reader, mounts := slices.Contains(readers, c.Name), 0
 			// Cut once and quoted per mount: whole, one long name with
@@ -523,8 +525,8 @@ func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 			}
 		}
 	}
-	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"))
-	check(pod.Spec.Containers, field.NewPath("spec", "containers"))
+	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"), true)
+	check(pod.Spec.Containers, field.NewPath("spec", "containers"), false)
 	return errs
 }
 

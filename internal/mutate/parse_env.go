@@ -127,11 +127,11 @@ func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys,
 // the pod's variables to their secrets (nil for none).
 func foreignEnvRefs(pod *corev1.Pod, readers []string, vars map[string]string) field.ErrorList {
 	var errs field.ErrorList
-	check := func(cs []corev1.Container, base *field.Path) {
+	check := func(cs []corev1.Container, base *field.Path, init bool) {
 		for i := range cs {
 			c := &cs[i]
-			if ownContainer(c.Name) {
-				continue // rebuilt by Apply
+			if init && ownContainer(c.Name) {
+				continue // rebuilt by Apply; an app container of that name is the pod's
 			}
 			// Found lazily: few containers have such an entry at all. The
 			// name is cut once, not quoted whole per entry.
@@ -158,8 +158,8 @@ func foreignEnvRefs(pod *corev1.Pod, readers []string, vars map[string]string) f
 			}
 		}
 	}
-	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"))
-	check(pod.Spec.Containers, field.NewPath("spec", "containers"))
+	check(pod.Spec.InitContainers, field.NewPath("spec", "initContainers"), true)
+	check(pod.Spec.Containers, field.NewPath("spec", "containers"), false)
 	return errs
 }
 
