@@ -20,6 +20,7 @@
 package refresh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,10 @@ type Options struct {
 	// PollTimeout bounds one poll, retries included; 0 means the interval,
 	// at most 2 minutes.
 	PollTimeout time.Duration
+	// AttemptTimeout bounds one DescribeSecret or GetSecretValue attempt,
+	// so that one stalled answer is retried instead of using up the poll;
+	// 0 means fetch.DefaultAttemptTimeout, as for the first fetch.
+	AttemptTimeout time.Duration
 	// NotifyURL, when set, receives a POST after each swap (see Notify).
 	// It must pass plan.ValidateNotifyURL.
 	NotifyURL string
@@ -490,7 +495,9 @@ func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, st
 	attempts, throttled := 0, false
 	op := func() (*secretsmanager.DescribeSecretOutput, error) {
 		attempts++
-		out, err := api.DescribeSecret(ctx, in)
+		actx, cancel := context.WithTimeout(ctx, cmp.Or(r.opts.AttemptTimeout, fetch.DefaultAttemptTimeout))
+		out, err := api.DescribeSecret(actx, in)
+		cancel()
 		throttled = err != nil && fetch.Throttled(err)
 		if err != nil && !fetch.Retryable(err) {
 			return nil, backoff.Permanent(err)
@@ -533,6 +540,7 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 	}
 	results, err := fetch.Fetch(ctx, sub, fetch.Options{
 		Clients:            func(string) (fetch.API, error) { return api, nil },
+		AttemptTimeout:     r.opts.AttemptTimeout,
 		NewBackOff:         r.opts.NewBackOff,
 		NewThrottleBackOff: r.opts.NewThrottleBackOff,
 		OnRetry: func(rt fetch.Retry) {

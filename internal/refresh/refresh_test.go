@@ -399,6 +399,29 @@ func TestPollLogsBoundedErrors(t *testing.T) {
 	}
 }
 
+// TestPollStalledAttemptsRetried: an answer that stalls is given up after
+// AttemptTimeout and asked again, for DescribeSecret as for GetSecretValue,
+// instead of using up the whole poll.
+func TestPollStalledAttemptsRetried(t *testing.T) {
+	e := newEnv(t, map[string]string{"db": "v1"}, &plan.Plan{Secrets: []plan.Secret{{File: "db", ID: "db"}}},
+		Options{AttemptTimeout: 100 * time.Millisecond, PollTimeout: time.Minute})
+	e.put(t, "db", "v2")
+	e.fk.InjectFault(smfake.Fault{Operation: opDescribe, SecretID: "db", Latency: 30 * time.Second, Count: 1})
+	e.fk.InjectFault(smfake.Fault{Operation: opGet, SecretID: "db", Latency: 30 * time.Second, Count: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := e.r.Poll(ctx)
+	if err != nil {
+		t.Fatalf("Poll: %v", err)
+	}
+	if rep.Changed != 1 || len(rep.Failures) != 0 || e.read(t, "db") != "v2" {
+		t.Fatalf("report %+v; want the new version swapped in after the stalled attempts", rep)
+	}
+	if n := e.calls(opDescribe, "db"); n != 2 {
+		t.Errorf("%d DescribeSecret calls, want 2 (one stalled, one answered)", n)
+	}
+}
+
 func TestPollWithoutStateFetchesOnce(t *testing.T) {
 	e := newEnv(t, map[string]string{"a": "a1"}, &plan.Plan{Secrets: []plan.Secret{{File: "a", ID: "a"}}}, Options{})
 	// A set written without state (by hand, or an older init-fetch).
