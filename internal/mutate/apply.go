@@ -233,7 +233,7 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 		}
 	}
 
-	applyRefresh(pod, inj, size)
+	applyRefresh(pod, inj)
 	applyEnvFiles(pod, inj)
 
 	if pod.Annotations == nil {

@@ -37,7 +37,7 @@ const minMinRefreshInterval = time.Second
 // container's environment and, when inj asks for refresh, adds the refresh
 // sidecar or brings it up to date. It runs after the init container is
 // complete, and builds the sidecar from it.
-func applyRefresh(pod *corev1.Pod, inj *Injection, size resource.Quantity) {
+func applyRefresh(pod *corev1.Pod, inj *Injection) {
 	init := ownInitContainer(pod)
 	if init == nil {
 		return
@@ -46,7 +46,7 @@ func applyRefresh(pod *corev1.Pod, inj *Injection, size resource.Quantity) {
 	if inj.Refresh == nil {
 		return
 	}
-	sidecar := refreshSidecar(init, inj.Refresh, size)
+	sidecar := refreshSidecar(init, inj.Refresh)
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == RefreshContainerName {
 			pod.Spec.InitContainers[i] = sidecar
@@ -69,7 +69,7 @@ func applyRefresh(pod *corev1.Pod, inj *Injection, size resource.Quantity) {
 // the read-write mount), turned into a native sidecar that runs init-fetch
 // in refresh mode. Everything is built afresh on each pass, so a
 // reinvocation brings the copied credentials up to date here too.
-func refreshSidecar(init *corev1.Container, r *Refresh, size resource.Quantity) corev1.Container {
+func refreshSidecar(init *corev1.Container, r *Refresh) corev1.Container {
 	c := *init.DeepCopy()
 	c.Name = RefreshContainerName
 	// A native sidecar: it starts after the init container, runs next to
@@ -80,16 +80,17 @@ func refreshSidecar(init *corev1.Container, r *Refresh, size resource.Quantity) 
 	if r.NotifyURL != "" {
 		c.Args = append(c.Args, flagRefreshNotify+r.NotifyURL)
 	}
-	c.Resources = sidecarResources(size)
+	c.Resources = sidecarResources(init.Resources)
 	return c
 }
 
-// sidecarResources are small: the sidecar sleeps between polls. The memory
-// limit grows with the volume, as the init container's does, because the
-// tmpfs pages of each new set count against the cgroup of the process that
-// writes them, which is now the sidecar's.
-func sidecarResources(volume resource.Quantity) corev1.ResourceRequirements {
-	r := initResources(volume)
+// sidecarResources are the init container's, with a small CPU request and
+// limit: the sidecar sleeps between polls. The memory stays the init
+// container's (which grows with the volume, and which --init-resources may
+// raise), because the tmpfs pages of each new set count against the cgroup
+// of the process that writes them, which is now the sidecar's.
+func sidecarResources(init corev1.ResourceRequirements) corev1.ResourceRequirements {
+	r := *init.DeepCopy()
 	r.Requests[corev1.ResourceCPU] = resource.MustParse("5m")
 	r.Limits[corev1.ResourceCPU] = resource.MustParse("100m")
 	return r
