@@ -1,33 +1,63 @@
 #!/usr/bin/env bash
-# hack/kind-e2e.sh (make kind-e2e): the e2e suite on kind, for machines with a
-# Docker engine. It is the same suite that `make e2e` runs on the local
-# cluster; only the cluster and the image loading differ.
+# hack/kind-e2e.sh (make kind-e2e): the e2e suite on kind. It is the same
+# suite that `make e2e` runs on the local cluster; only the cluster and the
+# way images reach it differ. Two paths:
 #
-# UNTESTED HERE: the machines this project is developed on have no Docker
-# engine, so this path has not been run by us. The steps it shares with
-# `make e2e` (the images' contents, the manifests, the suite) are tested.
+#   make kind-e2e                              a Docker engine and a registry:
+#                                              kind's own node image
+#   SECRETFETCH_KIND_OFFLINE=1 make kind-e2e   no registry (CI, this machine):
+#                                              hack/kind-offline builds and caches
+#                                              the node image, runs its own
+#                                              dockerd, and stops it again
+#
+# On both, our images come from hack/images (no Docker build, no registry)
+# and reach the node by `kind load image-archive`. The cluster is deleted at
+# the end, even on failure, unless E2E_KEEP_CLUSTER is set.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 KIND_VERSION=${KIND_VERSION:-v0.33.0}
+export KIND_VERSION
 CLUSTER=${KIND_CLUSTER:-secretfetch-e2e}
-kind() { if command -v kind >/dev/null; then command kind "$@"; else go run "sigs.k8s.io/kind@$KIND_VERSION" "$@"; fi; }
+OFFLINE=${SECRETFETCH_KIND_OFFLINE:-}
+IMAGES=$ROOT/.cache/kind-images
 
-cleanup() { [ -n "${E2E_KEEP_CLUSTER:-}" ] || kind delete cluster --name "$CLUSTER"; }
-trap cleanup EXIT
+log() { printf '%s [kind-e2e] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-kind create cluster --name "$CLUSTER" --wait 120s
-export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}
+start=$SECONDS
+if [ -n "$OFFLINE" ]; then
+  cleanup() {
+    local rc=$?
+    [ -n "${E2E_KEEP_CLUSTER:-}" ] || "$ROOT/hack/kind-offline" down || true
+    log "finished in $((SECONDS - start)) s (exit $rc)"
+    exit $rc
+  }
+  trap cleanup EXIT
+  "$ROOT/hack/kind-offline" build
+  log "pieces ready after $((SECONDS - start)) s"
+  "$ROOT/hack/kind-offline" up
+  eval "$("$ROOT/hack/kind-offline" env)"
+else
+  kind() { if command -v kind >/dev/null; then command kind "$@"; else go run "sigs.k8s.io/kind@$KIND_VERSION" "$@"; fi; }
+  cleanup() {
+    local rc=$?
+    [ -n "${E2E_KEEP_CLUSTER:-}" ] || kind delete cluster --name "$CLUSTER" || true
+    exit $rc
+  }
+  trap cleanup EXIT
+  export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}
+  kind create cluster --name "$CLUSTER" --wait 120s
+fi
+log "cluster up after $((SECONDS - start)) s"
 
-# Images: the Dockerfile's targets, tagged as the local overlay expects.
-for target in webhook init-fetch fake-secretsmanager demo-app; do
-  docker build --target "$target" -t "secretfetch.local/$target:dev" .
-  kind load docker-image --name "$CLUSTER" "secretfetch.local/$target:dev"
+# Our images, from the current source, without Docker; the tags are the ones
+# the local overlay names.
+go run ./hack/images --out "$IMAGES" webhook init-fetch fake-secretsmanager demo-app e2e-irsa-webhook
+for t in webhook init-fetch fake-secretsmanager demo-app e2e-irsa-webhook; do
+  kind load image-archive --name "$CLUSTER" "$IMAGES/$t.tar"
 done
-# The reinvocation test's stand-in for the EKS pod identity webhook.
-go run ./hack/images --out "$ROOT/.cache/kind-images" e2e-irsa-webhook
-kind load image-archive --name "$CLUSTER" "$ROOT/.cache/kind-images/e2e-irsa-webhook.tar"
+log "images loaded after $((SECONDS - start)) s"
 
 # etcd runs as a static pod inside the control-plane node container; the
 # suite reads it through this wrapper.
@@ -36,10 +66,12 @@ mkdir -p "$(dirname "$etcdctl")"
 cat >"$etcdctl" <<WRAP
 #!/usr/bin/env bash
 node=$CLUSTER-control-plane
-id=\$(docker exec "\$node" crictl ps --name etcd -q | head -1)
-exec docker exec "\$node" crictl exec "\$id" etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt \\
+id=\$(docker exec "\$node" crictl ps --name '^etcd\$' -q | head -1)
+exec docker exec "\$node" crictl exec "\$id" etcdctl --endpoints https://127.0.0.1:2379 \\
+  --cacert /etc/kubernetes/pki/etcd/ca.crt \\
   --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key "\$@"
 WRAP
 chmod +x "$etcdctl"
 export E2E_ETCDCTL=$etcdctl E2E_OVERLAY=manifests/overlays/kind
-go test -tags e2e -count=1 -timeout 40m -v ./e2e/...
+go test -tags e2e -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee "$ROOT/.cache/kind-e2e.log"
+log "suite finished after $((SECONDS - start)) s"
