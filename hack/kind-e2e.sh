@@ -47,6 +47,8 @@ else
   }
   trap cleanup EXIT
   export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}
+  # The suite runs kubectl; the local cluster's will do if there is no other.
+  command -v kubectl >/dev/null || export PATH=$PATH:$ROOT/.cache/bin
   kind create cluster --name "$CLUSTER" --wait 120s
 fi
 log "cluster up after $((SECONDS - start)) s"
