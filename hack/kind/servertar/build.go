@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +115,7 @@ func run(ctx context.Context, o options) error {
 		if groups[a] == nil {
 			return fmt.Errorf("no image for %s: kind needs kube-apiserver, kube-controller-manager, kube-scheduler and kube-proxy", a)
 		}
-		if err := tarball.MultiRefWriteToFile(filepath.Join(tmp, a), groups[a]); err != nil {
+		if err := writeArchive(filepath.Join(tmp, a), groups[a]); err != nil {
 			return fmt.Errorf("writing %s: %w", a, err)
 		}
 	}
@@ -332,4 +333,78 @@ func (b *builder) writeServerTarball(ctx context.Context) error {
 		return err
 	}
 	return os.Rename(tmp, b.o.out)
+}
+
+// writeArchive writes a docker-archive of several images that kind sees
+// whole. kind reads the tags of an archive from whichever of "repositories"
+// and manifest.json comes first, and of manifest.json only the first
+// image's, so a "repositories" entry naming every image goes first. ctr
+// imports the archive by its manifest.json.
+func writeArchive(p string, images map[name.Reference]v1.Image) error {
+	body := p + ".images"
+	if err := tarball.MultiRefWriteToFile(body, images); err != nil {
+		return err
+	}
+	defer os.Remove(body)
+
+	repos := map[string]map[string]string{}
+	for ref, img := range images {
+		tag, ok := ref.(name.Tag)
+		if !ok {
+			return fmt.Errorf("%s is not a tag", ref)
+		}
+		cfg, err := img.ConfigName()
+		if err != nil {
+			return err
+		}
+		// The key is the repository as written in the reference: kind
+		// compares "repository:tag" strings, docker.io/ included.
+		repo := strings.TrimSuffix(tag.String(), ":"+tag.TagStr())
+		if repos[repo] == nil {
+			repos[repo] = map[string]string{}
+		}
+		repos[repo][tag.TagStr()] = cfg.Hex
+	}
+	index, err := json.Marshal(repos)
+	if err != nil {
+		return err
+	}
+
+	out, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	tw := tar.NewWriter(out)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "repositories", Mode: 0o644, Size: int64(len(index)), ModTime: epoch}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(index); err != nil {
+		return err
+	}
+	in, err := os.Open(body)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tr := tar.NewReader(in)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return out.Close()
 }

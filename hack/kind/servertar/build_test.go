@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -247,21 +248,43 @@ func readTar(t *testing.T, r io.Reader) map[string][]byte {
 	}
 }
 
-// repoTags is every RepoTags entry of an archive's manifest.json, which is
-// what kind matches its references against.
+// repoTags is what kind v0.33.0 reads as an archive's tags
+// (GetArchiveTags): from whichever of "repositories" and manifest.json comes
+// first, and of manifest.json, only the first image's RepoTags.
 func repoTags(t *testing.T, archive []byte) []string {
 	t.Helper()
-	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) {
-		return io.NopCloser(strings.NewReader(string(archive))), nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	tr := tar.NewReader(strings.NewReader(string(archive)))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no repositories or manifest.json in the archive: %v", err)
+		}
+		if h.Name != "repositories" && h.Name != "manifest.json" {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tags []string
+		if h.Name == "manifest.json" {
+			var m []struct{ RepoTags []string }
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			return m[0].RepoTags
+		}
+		var repos map[string]map[string]string
+		if err := json.Unmarshal(b, &repos); err != nil {
+			t.Fatal(err)
+		}
+		for repo, ts := range repos {
+			for tag := range ts {
+				tags = append(tags, repo+":"+tag)
+			}
+		}
+		return tags
 	}
-	var tags []string
-	for _, d := range m {
-		tags = append(tags, d.RepoTags...)
-	}
-	return tags
 }
 
 // imageFiles flattens an image's layers into path to content.
