@@ -56,7 +56,8 @@ images:
 e2e:
 	hack/e2e.sh
 
-## kind-e2e: the same suite on kind, for machines with a Docker engine (untested here)
+## kind-e2e: the same suite on kind: kind's node image (a Docker engine and a registry), or
+## with SECRETFETCH_KIND_OFFLINE=1 (root, no registry) a node image built here and a dockerd of its own
 kind-e2e:
 	hack/kind-e2e.sh
 
