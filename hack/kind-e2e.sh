@@ -40,9 +40,16 @@ if [ -n "$OFFLINE" ]; then
   eval "$("$ROOT/hack/kind-offline" env)"
 else
   kind() { if command -v kind >/dev/null; then command kind "$@"; else go run "sigs.k8s.io/kind@$KIND_VERSION" "$@"; fi; }
+  # kind's default Service range; the suite talks to the fake Secrets
+  # Manager's ClusterIP from this machine, through the node.
+  SERVICE_SUBNET=10.96.0.0/16
+  route=
   cleanup() {
     local rc=$?
-    [ -n "${E2E_KEEP_CLUSTER:-}" ] || kind delete cluster --name "$CLUSTER" || true
+    if [ -z "${E2E_KEEP_CLUSTER:-}" ]; then
+      kind delete cluster --name "$CLUSTER" || true
+      [ -z "$route" ] || ip route delete "$SERVICE_SUBNET" || true
+    fi
     exit $rc
   }
   trap cleanup EXIT
@@ -50,6 +57,12 @@ else
   # The suite runs kubectl; the local cluster's will do if there is no other.
   command -v kubectl >/dev/null || export PATH=$PATH:$ROOT/.cache/bin
   kind create cluster --name "$CLUSTER" --wait 120s
+  node_ip=$(docker inspect -f '{{(index .NetworkSettings.Networks "kind").IPAddress}}' "$CLUSTER-control-plane")
+  if [ "$(id -u)" = 0 ]; then
+    ip route replace "$SERVICE_SUBNET" via "$node_ip" && route=1
+  else
+    log "not root: add 'ip route add $SERVICE_SUBNET via $node_ip' if the suite cannot reach the fake"
+  fi
 fi
 log "cluster up after $((SECONDS - start)) s"
 
