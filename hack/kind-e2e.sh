@@ -87,6 +87,9 @@ exec docker exec "\$node" crictl exec "\$id" etcdctl --endpoints https://127.0.0
   --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key "\$@"
 WRAP
 chmod +x "$etcdctl"
-export E2E_ETCDCTL=$etcdctl E2E_OVERLAY=manifests/overlays/kind
+# TestHelmInstall runs the chart with the Helm pinned in hack/helm, as on the
+# local cluster.
+make bin/helm
+export HELM=$ROOT/bin/helm E2E_ETCDCTL=$etcdctl E2E_OVERLAY=manifests/overlays/kind
 go test -tags e2e -count=1 -timeout 40m -v ./e2e/... 2>&1 | tee "$ROOT/.cache/kind-e2e.log"
 log "suite finished after $((SECONDS - start)) s"
