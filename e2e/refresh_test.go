@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -428,18 +427,6 @@ func BenchmarkRefreshOverhead(b *testing.B) {
 		putSecret(b, ns+"/"+s, canary(b, "overhead"))
 		secrets[s] = ns + "/" + s
 	}
-	off, on := annotations(secrets, nil), refreshAnnotations(secrets, nil)
-	for b.Loop() {
-		var without, with []time.Duration
-		for i := range pods {
-			without = append(without, timeToReady(b, ns, fmt.Sprintf("off-%d", i), off))
-			with = append(with, timeToReady(b, ns, fmt.Sprintf("on-%d", i), on))
-		}
-		mo, mw := median(without), median(with)
-		b.ReportMetric(mo.Seconds(), "s-refresh-off-median")
-		b.ReportMetric(mw.Seconds(), "s-refresh-on-median")
-		b.ReportMetric((mw - mo).Seconds(), "s-added")
-		fmt.Fprintf(os.Stderr, "refresh overhead: off median %s, on median %s, added %s (%d pods each)\n",
-			mo.Round(time.Millisecond), mw.Round(time.Millisecond), (mw - mo).Round(time.Millisecond), pods)
-	}
+	compareStartup(b, ns, pods, "refresh overhead",
+		startupKind{"refresh-off", annotations(secrets, nil)}, startupKind{"refresh-on", refreshAnnotations(secrets, nil)})
 }
