@@ -2,7 +2,6 @@ package charts_test
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"flag"
@@ -124,22 +123,8 @@ func checkSelfSigned(t *testing.T, objs []object) {
 	if !bytes.Equal(bundle, s.Data["ca.crt"]) {
 		t.Errorf("caBundle (%d bytes) is not the Secret's ca.crt (%d bytes)", len(bundle), len(s.Data["ca.crt"]))
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(bundle) {
-		t.Fatal("caBundle holds no PEM certificate")
-	}
-	block, _ := pem.Decode(s.Data["tls.crt"])
-	if block == nil {
-		t.Fatal("tls.crt holds no PEM block")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, dns := range []string{serviceDNS, serviceDNS + ".cluster.local"} {
-		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: dns, Roots: roots}); err != nil {
-			t.Errorf("tls.crt does not verify against caBundle for %s: %v", dns, err)
-		}
+	if err := pki.Verify(bundle, s.Data["tls.crt"], serviceDNS, serviceDNS+".cluster.local"); err != nil {
+		t.Errorf("tls.crt and caBundle: %v", err)
 	}
 	if key, _ := pem.Decode(s.Data["tls.key"]); key == nil || !strings.Contains(key.Type, "PRIVATE KEY") {
 		t.Error("tls.key holds no PEM private key")

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -692,20 +690,8 @@ func checkCABundle(t *testing.T, objs []object, wh admissionregistrationv1.Mutat
 	}
 	// What the API server will do: trust caBundle, verify the serving
 	// certificate in the Secret for the Service's DNS name.
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(wh.ClientConfig.CABundle) {
-		t.Fatal("caBundle holds no PEM certificate")
-	}
-	block, _ := pem.Decode(s.Data["tls.crt"])
-	if block == nil {
-		t.Fatal("tls.crt holds no PEM block")
-	}
-	leaf, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: serviceDNS, Roots: roots}); err != nil {
-		t.Errorf("tls.crt does not verify against caBundle for %s: %v", serviceDNS, err)
+	if err := pki.Verify(wh.ClientConfig.CABundle, s.Data["tls.crt"], serviceDNS); err != nil {
+		t.Errorf("tls.crt and caBundle: %v", err)
 	}
 }
 

@@ -168,3 +168,29 @@ func serial() (*big.Int, error) {
 	}
 	return n.Add(n, big.NewInt(1)), nil
 }
+
+// Verify checks what the API server does with a webhook's TLS: it trusts
+// the PEM certificates of caPEM (the caBundle), and verifies the serving
+// certificate in certPEM for each DNS name. The error names every name that
+// fails.
+func Verify(caPEM, certPEM []byte, dnsNames ...string) error {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return errors.New("the CA bundle holds no PEM certificate")
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil {
+		return errors.New("the serving certificate holds no PEM block")
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("parsing the serving certificate: %w", err)
+	}
+	var errs []error
+	for _, dns := range dnsNames {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: dns, Roots: roots}); err != nil {
+			errs = append(errs, fmt.Errorf("the serving certificate does not verify against the CA bundle for %s: %w", dns, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -121,4 +122,30 @@ func parseCert(t *testing.T, pemBytes []byte) *x509.Certificate {
 		t.Fatalf("parsing certificate: %v", err)
 	}
 	return c
+}
+
+func TestVerify(t *testing.T) {
+	b, err := New(Options{DNSNames: []string{"svc.ns.svc", "svc.ns.svc.cluster.local"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(Options{DNSNames: []string{"svc.ns.svc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(b.CACert, b.Cert, "svc.ns.svc", "svc.ns.svc.cluster.local"); err != nil {
+		t.Errorf("its own CA and names: %v", err)
+	}
+	if err := Verify(b.CACert, b.Cert, "svc.ns.svc", "elsewhere.example"); err == nil || !strings.Contains(err.Error(), "elsewhere.example") {
+		t.Errorf("a name it lacks: %v, want an error naming it", err)
+	}
+	if err := Verify(other.CACert, b.Cert, "svc.ns.svc"); err == nil {
+		t.Error("another CA verified the certificate")
+	}
+	if err := Verify([]byte("no pem"), b.Cert, "svc.ns.svc"); err == nil {
+		t.Error("a CA bundle without PEM was accepted")
+	}
+	if err := Verify(b.CACert, []byte("no pem"), "svc.ns.svc"); err == nil {
+		t.Error("a serving certificate without PEM was accepted")
+	}
 }
