@@ -136,7 +136,7 @@ func (d *Dir) WriteSet(s Set) error {
 		errs = append(errs, fmt.Errorf("syncing directory %s: %w", d.path, err))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%s in %s now points to the new set, but: %w", DataLink, d.path, err)
+		return fmt.Errorf("%w: %s in %s now points to the new set, but: %w", ErrSwapped, DataLink, d.path, err)
 	}
 	return nil
 }

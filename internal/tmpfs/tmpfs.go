@@ -42,6 +42,11 @@ var (
 	ErrNotRegular = errors.New("exists and is not a regular file")
 	// ErrUnsupported is returned on operating systems other than Linux.
 	ErrUnsupported = errors.New("writing secrets is supported on Linux only")
+	// ErrSwapped is wrapped by an error of WriteSet that came after the
+	// swap: DataLink points to the new set, but a step that follows (a
+	// new name's link, removing what the previous set left) failed. An app
+	// that reads through DataLink sees the new files.
+	ErrSwapped = errors.New("a step after the swap failed")
 )
 
 // File is one file for WriteAll.
