@@ -216,7 +216,10 @@ const (
 	// CodeMalformed stands for an error code that does not have the shape
 	// of an AWS code (see ValidCode); the text itself is never repeated.
 	CodeMalformed = "MalformedErrorCode"
-	CodeUnknown   = "Error" // anything else
+	// CodeMalformedVersionID: an answer's version ID does not have the
+	// shape of one (see CheckVersionID); it is never repeated either.
+	CodeMalformedVersionID = "MalformedVersionId"
+	CodeUnknown            = "Error" // anything else
 )
 
 // Error names the secret, the code and the cause; the cause's text is cut
@@ -424,6 +427,13 @@ func (r *request) fetch(ctx context.Context, api API, p *plan.Plan, patterns []*
 	// The SDK decoded SecretBinary for this request alone: each file gets
 	// a copy, and this one is zeroed once they have.
 	defer clear(out.SecretBinary)
+	if err := CheckVersionID(out.VersionId); err != nil {
+		for _, i := range r.secrets {
+			s := p.Secrets[i]
+			failures[i] = &SecretError{ID: s.ID, File: s.File, Code: CodeMalformedVersionID, Attempts: attempts, Err: err}
+		}
+		return
+	}
 	for _, i := range r.secrets {
 		s := p.Secrets[i]
 		value, code, err := valueOf(out, s)
@@ -496,6 +506,23 @@ func (r *request) call(ctx context.Context, api API, p *plan.Plan, o *Options) (
 		return nil, attempts, contextCode(cerr), fmt.Errorf("giving up: %w", cerr)
 	}
 	return nil, attempts, Code(err), fmt.Errorf("calling GetSecretValue: %w", err)
+}
+
+// CheckVersionID refuses a version ID from an answer of Secrets Manager
+// that does not have the shape of one (plan.IsVersionID), or is missing:
+// AWS sends one in every GetSecretValue answer. The ID is written to the
+// refresh state, the logs and the app's notification, and compared on every
+// poll, so one from a broken or hostile endpoint (say 200 KiB long) is not
+// trusted. The error never quotes it, as the value of a malformed error code
+// is never quoted; the code to report is CodeMalformedVersionID.
+func CheckVersionID(v *string) error {
+	switch {
+	case v == nil:
+		return errors.New("the answer holds no VersionId")
+	case !plan.IsVersionID(*v):
+		return fmt.Errorf("the answer's VersionId (%d bytes) is not a version ID of 32 to 64 letters, digits and '-'", len(*v))
+	}
+	return nil
 }
 
 // contextCode is the code of a context's error: a deadline, or a signal.

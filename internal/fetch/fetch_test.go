@@ -151,7 +151,11 @@ func (s *stub) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretV
 		select {
 		case <-time.After(s.delay):
 		case <-ctx.Done():
-			return nil, transportError(ctx.Err())
+		}
+		// Both may be ready when this goroutine runs late (a loaded
+		// machine): the attempt's deadline wins, as in a real client.
+		if err := ctx.Err(); err != nil {
+			return nil, transportError(err)
 		}
 	}
 	if len(answers) == 0 {
@@ -179,11 +183,11 @@ func (s *stub) count(id string) int {
 }
 
 func str(v string) answer {
-	return answer{out: &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v), VersionId: aws.String("v-" + fmt.Sprint(len(v)))}}
+	return answer{out: &secretsmanager.GetSecretValueOutput{SecretString: aws.String(v), VersionId: aws.String(fmt.Sprintf("%08d-0000-4000-8000-000000000000", len(v)))}}
 }
 
 func bin(v []byte) answer {
-	return answer{out: &secretsmanager.GetSecretValueOutput{SecretBinary: v, VersionId: aws.String("v-bin")}}
+	return answer{out: &secretsmanager.GetSecretValueOutput{SecretBinary: v, VersionId: aws.String("00000000-0000-4000-8000-0000000000b1")}}
 }
 
 func fail(code string, status int) answer { return answer{err: apiError(code, status)} }
@@ -344,7 +348,7 @@ func TestFetchValues(t *testing.T) {
 		{name: "binary", answer: bin(binary), want: binary},
 		{name: "binary with key", answer: bin(binary), key: "user", wantCode: CodeNotJSON},
 		{name: "empty string", answer: str(""), want: []byte{}},
-		{name: "no value", answer: answer{out: &secretsmanager.GetSecretValueOutput{}}, wantCode: CodeNoValue},
+		{name: "no value", answer: answer{out: &secretsmanager.GetSecretValueOutput{VersionId: aws.String("00000000-0000-4000-8000-000000000000")}}, wantCode: CodeNoValue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,7 +42,7 @@ func streamJSON(status int, member string, n int, sent *atomic.Int64) http.Handl
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.WriteHeader(status)
-		head := fmt.Sprintf(`{"__type":"ThrottlingException","ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf","Name":"app/db","VersionId":"v1","%s":"`, member)
+		head := fmt.Sprintf(`{"__type":"ThrottlingException","ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf","Name":"app/db","VersionId":"EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE","%s":"`, member)
 		if _, err := io.WriteString(w, head); err != nil {
 			return
 		}
@@ -261,7 +261,7 @@ type cutAt struct {
 // headers, in the body of a 200 or of a 400) is retried, and the next
 // attempt gets the secret.
 func TestDroppedConnectionRetried(t *testing.T) {
-	body := `{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf","Name":"app/db","SecretString":"s3cret","VersionId":"v1"}`
+	body := `{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf","Name":"app/db","SecretString":"s3cret","VersionId":"EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"}`
 	errBody := `{"__type":"AccessDeniedException","Message":"User is not authorized"}`
 	header := func(status string, n int) string {
 		return "HTTP/1.1 " + status + "\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: " + fmt.Sprint(n) + "\r\n\r\n"

@@ -55,6 +55,12 @@ func isStage(s string) bool {
 	return all(s, func(b byte) bool { return !isSpace(b) }) && utf8.RuneCountInString(s) <= 256
 }
 
+// IsVersionID reports whether s has the shape of a Secrets Manager version
+// ID: 32 to 64 letters, digits and '-' (AWS documents the length; its IDs
+// are UUIDs). Version IDs in the plan and in Secrets Manager's answers are
+// held to it.
+func IsVersionID(s string) bool { return isVersionID(s) }
+
 // isVersionID: ^[A-Za-z0-9-]{32,64}$
 func isVersionID(s string) bool {
 	return 32 <= len(s) && len(s) <= 64 && all(s, func(b byte) bool { return isAlnum(b) || b == '-' })
