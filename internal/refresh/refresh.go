@@ -15,8 +15,14 @@
 //
 // It polls with DescribeSecret (a 40,000 req/s quota, against 10,000 for
 // GetSecretValue). Where the pod's role may not call it, it falls back to
-// GetSecretValue for that secret and compares version IDs, and says once in
-// the log which permission is missing.
+// GetSecretValue for that secret and compares version IDs, says once in the
+// log which permission is missing, and asks DescribeSecret again after a few
+// polls (IAM is eventually consistent), ever more rarely while it stays
+// denied (maxDescribeSkip).
+//
+// A version ID is compared, stored and sent to the app, so one that does
+// not have the shape of a version ID (fetch.CheckVersionID) is refused,
+// from DescribeSecret as from GetSecretValue.
 package refresh
 
 import (
@@ -81,6 +87,14 @@ const DefaultJitter = 0.1
 // maxPollTimeout bounds one poll, retries included, for long intervals.
 const maxPollTimeout = 2 * time.Minute
 
+// maxDescribeSkip bounds how many polls go through GetSecretValue before
+// DescribeSecret, once denied, is asked again. After the n-th denial in a
+// row, the next min(2^(n-1), maxDescribeSkip) polls of the secret use
+// GetSecretValue: a permission that IAM has not yet propagated is found
+// within a poll or two, and one that is never granted costs one denied
+// DescribeSecret every 33 polls, about 3% more calls.
+const maxDescribeSkip = 32
+
 // Options tune a Refresher.
 type Options struct {
 	// Interval is the time between polls; required.
@@ -134,9 +148,11 @@ type group struct {
 	stage   string // the requested stage, AWSCURRENT by default
 	pinned  bool   // a version-id: never polled
 	secrets []plan.Secret
-	// describeDenied is set once DescribeSecret was denied for this
-	// secret; from then on it is polled through GetSecretValue.
-	describeDenied bool
+	// describeDenials counts the denials of DescribeSecret in a row for
+	// this secret, and describeSkip the polls left before it is asked
+	// again; until then the secret is polled through GetSecretValue. IAM
+	// is eventually consistent: a denial may not last.
+	describeDenials, describeSkip int
 }
 
 // New returns a Refresher for p's files in dir, which init-fetch has
@@ -355,13 +371,22 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 		}
 		next.Files = append(next.Files, f)
 	}
-	if err := r.dir.WriteSet(tmpfs.Set{Files: files, Keep: keep, State: encodeState(next)}); err != nil {
+	switch err := r.dir.WriteSet(tmpfs.Set{Files: files, Keep: keep, State: encodeState(next)}); {
+	case errors.Is(err, tmpfs.ErrSwapped):
+		// ..data points to the new set: the app reads the new files, so
+		// it is told. What failed after the swap (a new name's link,
+		// removing the previous set) is for the log; the next swap
+		// removes what was left.
+		r.opts.Log.Warn("swapped secrets, but a step after the swap failed", "dir", r.plan.Dir,
+			"changes", rep.Changes, "error", fetch.ErrorText(err))
+	case err != nil:
 		r.opts.Log.Error("swapping in the new files failed; keeping the current files", "dir", r.plan.Dir,
 			"changes", rep.Changes, "error", fetch.ErrorText(err))
 		rep.Changes = nil
 		return rep, fmt.Errorf("swapping in the new files: %w", err)
+	default:
+		r.opts.Log.Info("swapped secrets", "dir", r.plan.Dir, "changes", rep.Changes)
 	}
-	r.opts.Log.Info("swapped secrets", "dir", r.plan.Dir, "changes", rep.Changes)
 	if r.opts.NotifyURL != "" {
 		r.notify(ctx, rep.Changes)
 	}
@@ -419,10 +444,11 @@ func (r *Refresher) decide(ctx context.Context, d *decision) {
 		return
 	}
 
-	if !r.isDescribeDenied(g) {
+	if r.askDescribe(g) {
 		next, code, err := r.describe(ctx, api, g)
 		switch {
 		case err == nil:
+			r.describeAllowed(g)
 			if next == d.version {
 				return
 			}
@@ -435,10 +461,11 @@ func (r *Refresher) decide(ctx context.Context, d *decision) {
 			d.results = results
 			return
 		case code == "AccessDeniedException":
-			r.setDescribeDenied(g)
-			r.opts.Log.Warn("DescribeSecret is denied; comparing version IDs through GetSecretValue instead. "+
-				"Allow "+DescribeSecretPermission+" to poll at a quarter of the GetSecretValue quota's cost",
-				"id", g.id, "missingPermission", DescribeSecretPermission)
+			if r.describeDenied(g) == 1 {
+				r.opts.Log.Warn("DescribeSecret is denied; comparing version IDs through GetSecretValue instead, and asking DescribeSecret again now and then. "+
+					"Allow "+DescribeSecretPermission+" to poll at a quarter of the GetSecretValue quota's cost",
+					"id", g.id, "missingPermission", DescribeSecretPermission)
+			}
 		default:
 			fail(code, err)
 			return
@@ -458,16 +485,38 @@ func (r *Refresher) decide(ctx context.Context, d *decision) {
 	d.next, d.results = results[0].VersionID, results
 }
 
-func (r *Refresher) isDescribeDenied(g *group) bool {
+// askDescribe reports whether this poll of g asks DescribeSecret, and
+// counts down the polls that skip it after a denial.
+func (r *Refresher) askDescribe(g *group) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return g.describeDenied
+	if g.describeSkip > 0 {
+		g.describeSkip--
+		return false
+	}
+	return true
 }
 
-func (r *Refresher) setDescribeDenied(g *group) {
+// describeDenied records a denial of DescribeSecret for g and returns how
+// many came in a row.
+func (r *Refresher) describeDenied(g *group) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	g.describeDenied = true
+	g.describeDenials++
+	g.describeSkip = min(1<<min(g.describeDenials-1, 30), maxDescribeSkip)
+	return g.describeDenials
+}
+
+// describeAllowed records an answer of DescribeSecret for g, and says so
+// in the log after denials.
+func (r *Refresher) describeAllowed(g *group) {
+	r.mu.Lock()
+	denials := g.describeDenials
+	g.describeDenials, g.describeSkip = 0, 0
+	r.mu.Unlock()
+	if denials > 0 {
+		r.opts.Log.Info("DescribeSecret is allowed now; polling with it again", "id", g.id, "deniedBefore", denials)
+	}
 }
 
 // client returns the region's client, made once.
@@ -522,6 +571,9 @@ func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, st
 	slices.Sort(versions)
 	for _, v := range versions {
 		if slices.Contains(out.VersionIdsToStages[v], g.stage) {
+			if err := fetch.CheckVersionID(&v); err != nil {
+				return "", fetch.CodeMalformedVersionID, fmt.Errorf("DescribeSecret: %w", err)
+			}
 			return v, "", nil
 		}
 	}

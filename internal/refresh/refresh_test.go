@@ -65,9 +65,16 @@ type fakeAWS struct {
 // newFake seeds the fake with secrets (name -> value).
 func newFake(t *testing.T, secrets map[string]string) *fakeAWS {
 	t.Helper()
+	return newFakeBehind(t, secrets, func(h http.Handler) http.Handler { return h })
+}
+
+// newFakeBehind is newFake with the fake's handler wrapped by front, which
+// may answer some requests itself.
+func newFakeBehind(t *testing.T, secrets map[string]string, front func(http.Handler) http.Handler) *fakeAWS {
+	t.Helper()
 	smfaketest.IsolateEnv(t)
 	fk := smfake.New()
-	srv := httptest.NewServer(fk)
+	srv := httptest.NewServer(front(fk))
 	t.Cleanup(srv.Close)
 	for name, v := range secrets {
 		if _, _, err := fk.CreateSecret(name, smfake.Value{String: v}); err != nil {
