@@ -364,15 +364,29 @@ type request struct {
 	secrets []int
 }
 
+// DefaultStage is the staging label Secrets Manager answers with when a
+// request names neither a stage nor a version ID.
+const DefaultStage = "AWSCURRENT"
+
 // Groups splits the plan's secrets (by index) into the requests Fetch
 // makes, in plan order: one per secret ID, version stage, version ID and
 // region. The refresh sidecar polls by the same groups.
+//
+// No stage and DefaultStage are one selector, so that a file with
+// version-stage-<name>: AWSCURRENT and one without, cut from one secret,
+// come from one version. The ID is compared as it is written: a secret's
+// name and its ARN are two requests, because which ARN a name stands for
+// (its account, its random suffix) is known only to Secrets Manager.
 func Groups(p *plan.Plan) [][]int {
 	type key struct{ region, id, stage, version string }
 	byKey := make(map[key]int, len(p.Secrets))
 	var groups [][]int
 	for i, s := range p.Secrets {
-		k := key{p.RegionFor(s), s.ID, s.VersionStage, s.VersionID}
+		stage := s.VersionStage
+		if stage == "" && s.VersionID == "" {
+			stage = DefaultStage
+		}
+		k := key{p.RegionFor(s), s.ID, stage, s.VersionID}
 		if g, ok := byKey[k]; ok {
 			groups[g] = append(groups[g], i)
 			continue

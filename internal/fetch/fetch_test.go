@@ -651,3 +651,36 @@ func TestFetchSharedRequestFailsEachSecret(t *testing.T) {
 		t.Errorf("retries = %v, want %s", retries, want)
 	}
 }
+
+// TestGroupsNormaliseStage: the default stage and an explicit AWSCURRENT
+// are one version selector, so files cut from one secret with and without
+// version-stage-<name>: AWSCURRENT share one request and always come from
+// one version, even while the secret is rotated. A version ID is a selector
+// of its own.
+func TestGroupsNormaliseStage(t *testing.T) {
+	const v = "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"
+	p := onePlan(
+		plan.Secret{File: "user", ID: "app/db", Key: "user"},
+		plan.Secret{File: "password", ID: "app/db", Key: "password", VersionStage: "AWSCURRENT"},
+		plan.Secret{File: "previous", ID: "app/db", Key: "user", VersionStage: "AWSPREVIOUS"},
+		plan.Secret{File: "pinned", ID: "app/db", Key: "user", VersionID: v},
+		plan.Secret{File: "whole", ID: "app/db", VersionStage: "AWSCURRENT"},
+	)
+	if got, want := fmt.Sprint(Groups(p)), "[[0 1 4] [2] [3]]"; got != want {
+		t.Errorf("Groups = %s, want %s", got, want)
+	}
+	s := newStub()
+	s.set("app/db", str(`{"user":"admin","password":"s3cret"}`))
+	res, err := Fetch(context.Background(), p, stubOptions(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.count("app/db"); n != 3 {
+		t.Errorf("GetSecretValue called %d times, want 3 (AWSCURRENT, AWSPREVIOUS, the version ID)", n)
+	}
+	for i, r := range res {
+		if r.Secret != p.Secrets[i] {
+			t.Errorf("result %d is for %s, want %s", i, r.Secret.File, p.Secrets[i].File)
+		}
+	}
+}

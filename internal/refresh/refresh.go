@@ -218,7 +218,7 @@ func groups(p *plan.Plan) []*group {
 			g.secrets[j] = p.Secrets[i]
 		}
 		if g.stage == "" {
-			g.stage = "AWSCURRENT"
+			g.stage = fetch.DefaultStage
 		}
 		out = append(out, g)
 	}
