@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -601,7 +602,7 @@ func TestFetchSharesRequests(t *testing.T) {
 	want := map[string][]byte{"user": []byte("admin"), "password": []byte("s3cret"), "previous": []byte("admin"),
 		"whole": []byte(doc), "blob-a": blob, "blob-b": blob}
 	for i, r := range res {
-		if r.Secret != p.Secrets[i] {
+		if !reflect.DeepEqual(r.Secret, p.Secrets[i]) {
 			t.Errorf("result %d is for %s, want %s (plan order)", i, r.Secret.File, p.Secrets[i].File)
 		}
 		if !bytes.Equal(r.Value, want[r.Secret.File]) {
@@ -679,7 +680,7 @@ func TestGroupsNormaliseStage(t *testing.T) {
 		t.Errorf("GetSecretValue called %d times, want 3 (AWSCURRENT, AWSPREVIOUS, the version ID)", n)
 	}
 	for i, r := range res {
-		if r.Secret != p.Secrets[i] {
+		if !reflect.DeepEqual(r.Secret, p.Secrets[i]) {
 			t.Errorf("result %d is for %s, want %s", i, r.Secret.File, p.Secrets[i].File)
 		}
 	}

@@ -86,6 +86,9 @@ func (p *Plan) validateOutputs(add func(field, format string, args ...any)) {
 				add(f+".format", "a rendered file holds many keys, and env takes one value; use key to give env one field")
 			}
 		}
+		if s.AllowKeys != nil {
+			validateAllowKeys(f+".allowKeys", s, add)
+		}
 	}
 	hasEnv := slices.ContainsFunc(p.Secrets, func(s Secret) bool { return s.Env != "" })
 	switch {
@@ -104,3 +107,42 @@ func (p *Plan) validateOutputs(add func(field, format string, args ...any)) {
 
 // within reports whether the clean absolute path a is b or below it.
 func within(a, b string) bool { return a == b || strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/") }
+
+// MaxAllowKeys caps the keys that one secret's AllowKeys lists.
+const MaxAllowKeys = 64
+
+// ValidateAllowKey checks one key of AllowKeys: a shell variable name,
+// [A-Za-z_][A-Za-z0-9_]*, as every key of a dotenv file is. Whether the key
+// is one that dotenv refuses is for the webhook to say (package render
+// holds that list); init-fetch needs only the names.
+func ValidateAllowKey(key string) error {
+	if !isShellName(key) {
+		return fmt.Errorf("%q is not a shell variable name: use letters, digits and '_', not starting with a digit", key)
+	}
+	return nil
+}
+
+// validateAllowKeys checks AllowKeys: only for a dotenv rendering (no other
+// format refuses keys), at most MaxAllowKeys names, each valid and listed
+// once.
+func validateAllowKeys(field string, s Secret, add func(field, format string, args ...any)) {
+	if s.Format != FormatDotenv {
+		add(field, "only a dotenv rendering refuses keys, so allowKeys needs format dotenv; remove it")
+		return
+	}
+	switch n := len(s.AllowKeys); {
+	case n == 0:
+		add(field, "the list is empty; name at least one key, or remove it")
+		return
+	case n > MaxAllowKeys:
+		add(field, "%d keys; at most %d may be listed", n, MaxAllowKeys)
+		return
+	}
+	for i, k := range s.AllowKeys {
+		if err := ValidateAllowKey(k); err != nil {
+			add(field+"["+strconv.Itoa(i)+"]", "%v", err)
+		} else if slices.Contains(s.AllowKeys[:i], k) {
+			add(field+"["+strconv.Itoa(i)+"]", "%q is listed twice", k)
+		}
+	}
+}

@@ -81,6 +81,10 @@ type Secret struct {
 	// Format, when set, renders a JSON object (the whole value, or the one
 	// at Key) into the file instead of writing the value as it is.
 	Format Format `json:"format,omitempty"`
+	// AllowKeys lists the keys that Format refuses by default and that
+	// this file may hold all the same, compared exactly: for dotenv, keys
+	// that change how a process runs (see package render).
+	AllowKeys []string `json:"allowKeys,omitempty"`
 }
 
 // FileMode returns the mode to write the file with, applying the default.

@@ -3,6 +3,7 @@ package plan_test
 import (
 	"errors"
 	"io/fs"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decode(Encode(p)): %v", err)
 	}
-	if got.Version != p.Version || got.Dir != p.Dir || got.Region != p.Region || !slices.Equal(got.Secrets, p.Secrets) {
+	if got.Version != p.Version || got.Dir != p.Dir || got.Region != p.Region || !reflect.DeepEqual(got.Secrets, p.Secrets) {
 		t.Errorf("round trip changed the plan:\n got %+v\nwant %+v", got, p)
 	}
 }
@@ -100,6 +101,13 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "noFile without env", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","noFile":true}]}`, fields: []string{"secrets[0].noFile"}},
 		{name: "unknown format", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","format":"toml"}]}`, fields: []string{"secrets[0].format"}},
 		{name: "format with env", doc: `{"version":1,"dir":"/d","envDir":"/e","secrets":[{"file":"a","id":"x","format":"json","env":"DB"}]}`, fields: []string{"secrets[0].format"}},
+		{name: "allowKeys without format", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","allowKeys":["PATH"]}]}`, fields: []string{"secrets[0].allowKeys"}},
+		{name: "allowKeys with json", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","format":"json","allowKeys":["PATH"]}]}`, fields: []string{"secrets[0].allowKeys"}},
+		{name: "allowKeys empty", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","format":"dotenv","allowKeys":[]}]}`, fields: []string{"secrets[0].allowKeys"}},
+		{name: "allowKeys not names", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","format":"dotenv","allowKeys":["PATH","1X","","A B","PATH"]}]}`,
+			fields: []string{"secrets[0].allowKeys[1]", "secrets[0].allowKeys[2]", "secrets[0].allowKeys[3]", "secrets[0].allowKeys[4]"}},
+		{name: "allowKeys too many", doc: `{"version":1,"dir":"/d","secrets":[{"file":"a","id":"x","format":"dotenv","allowKeys":[` + strings.Repeat(`"A",`, plan.MaxAllowKeys) + `"B"]}]}`,
+			fields: []string{"secrets[0].allowKeys"}},
 		{
 			name:   "every problem at once",
 			doc:    `{"version":0,"dir":"","secrets":[{"file":"","id":"","mode":"0600"}]}`,
@@ -150,13 +158,13 @@ func TestOutputsRoundTrip(t *testing.T) {
 		Secrets: []plan.Secret{
 			{File: "db", ID: "prod/db", Key: "password", Env: "DB_PASSWORD", NoFile: true},
 			{File: "api", ID: "prod/api", Env: "API_KEY"},
-			{File: "app.env", ID: "prod/app", Format: plan.FormatDotenv},
+			{File: "app.env", ID: "prod/app", Format: plan.FormatDotenv, AllowKeys: []string{"PATH", "NODE_OPTIONS"}},
 		}}
 	enc, err := plan.Encode(p)
 	if err != nil {
 		t.Fatalf("Encode: %v", err)
 	}
-	for _, want := range []string{`"envDir":"/var/run/secretfetch-env"`, `"env":"DB_PASSWORD","noFile":true`, `"format":"dotenv"`} {
+	for _, want := range []string{`"envDir":"/var/run/secretfetch-env"`, `"env":"DB_PASSWORD","noFile":true`, `"format":"dotenv","allowKeys":["PATH","NODE_OPTIONS"]`} {
 		if !strings.Contains(enc, want) {
 			t.Errorf("encoded plan %s lacks %s", enc, want)
 		}
@@ -165,7 +173,7 @@ func TestOutputsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decode(Encode(p)): %v", err)
 	}
-	if got.EnvDir != p.EnvDir || !slices.Equal(got.Secrets, p.Secrets) {
+	if got.EnvDir != p.EnvDir || !reflect.DeepEqual(got.Secrets, p.Secrets) {
 		t.Errorf("round trip changed the plan:\n got %+v\nwant %+v", got, p)
 	}
 }

@@ -85,3 +85,8 @@ func isAccountID(s string) bool { return len(s) == 12 && all(s, isDigit) }
 func isEnvName(s string) bool {
 	return all(s, func(b byte) bool { return isAlnum(b) || b == '_' || b == '-' || b == '.' }) && !isDigit(s[0])
 }
+
+// isShellName: ^[A-Za-z_][A-Za-z0-9_]*$, a POSIX shell variable name.
+func isShellName(s string) bool {
+	return all(s, func(b byte) bool { return isAlnum(b) || b == '_' }) && !isDigit(s[0])
+}

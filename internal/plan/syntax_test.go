@@ -20,6 +20,7 @@ var syntaxRegexps = []struct {
 	{"isKeySegment", regexp.MustCompile(`^[^.\s]+$`), isKeySegment},
 	{"isAccountID", regexp.MustCompile(`^\d{12}$`), isAccountID},
 	{"isEnvName", regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`), isEnvName},
+	{"isShellName", regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`), isShellName},
 }
 
 var syntaxSeeds = []string{
@@ -30,7 +31,7 @@ var syntaxSeeds = []string{
 	strings.Repeat("é", 256), strings.Repeat("é", 257), strings.Repeat("b", 512), strings.Repeat("b", 513),
 	"prod/db+x=y@z.-_", "prod db", "prod:db", "111122223333", "11112222333", "1111222233334", "11112222333a",
 	"db.password", "db password", "line\nbreak", "form\ffeed", "\v",
-	"DB_PASSWORD", "1DB", "db.pass-word_2", "DB=X", "DB X", "..x",
+	"DB_PASSWORD", "1DB", "db.pass-word_2", "DB=X", "DB X", "..x", "_JAVA_OPTIONS", "_", "_1", "LD_PRELOAD", "A-B",
 }
 
 // TestSyntaxMatchesRegexp: each byte loop accepts exactly what its
