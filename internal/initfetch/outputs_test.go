@@ -1,6 +1,7 @@
 package initfetch
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -79,17 +80,23 @@ func TestRunEnvValueNotCarried(t *testing.T) {
 	h.create(t, "app/quote", smfake.Value{String: "it's-" + canary})
 	h.create(t, "app/bin", smfake.Value{Binary: []byte(canary)})
 	h.create(t, "app/ok", smfake.Value{String: "ok-" + canary})
-	h.create(t, "app/cfg", smfake.Value{String: `{"db.host":"` + canary + `"}`})
+	// Keys are part of the value: the one dotenv cannot carry is named
+	// by its position, in the termination message and in the log.
+	const key = "db.host-K3Y-CANARY"
+	h.create(t, "app/cfg", smfake.Value{String: `{"` + key + `":"` + canary + `"}`})
 	p := planJSON(t, &plan.Plan{Version: 1, Dir: dir, EnvDir: envDir, Region: "us-east-1", Secrets: []plan.Secret{
 		{File: "ok", ID: "app/ok", Env: "OK"},
 		{File: "quote", ID: "app/quote", Env: "DB_PASSWORD"},
 		{File: "bin", ID: "app/bin", Env: "BLOB", NoFile: true},
 		{File: "cfg.env", ID: "app/cfg", Format: plan.FormatDotenv},
 	}})
-	err, _ := h.run(t, map[string]string{plan.EnvVar: p}, "--allow-non-tmpfs")
+	err, lines := h.run(t, map[string]string{plan.EnvVar: p}, "--allow-non-tmpfs")
 	var oe *OutputsError
 	if !errors.As(err, &oe) {
 		t.Fatalf("Run = %v, want an *OutputsError", err)
+	}
+	if log, _ := json.Marshal(lines); strings.Contains(err.Error(), "K3Y-CANARY") || strings.Contains(string(log), "K3Y-CANARY") {
+		t.Error("the error or the log names a key of the secret")
 	}
 	var got []string
 	for _, f := range oe.Failures {
@@ -108,10 +115,52 @@ func TestRunEnvValueNotCarried(t *testing.T) {
 	}
 	msg, _ := os.ReadFile(h.termLog)
 	for _, want := range []string{"app/quote (env DB_PASSWORD): UnsupportedEnvValue: it contains a single quote",
-		"app/bin (env BLOB): BinaryEnvValue", `app/cfg (file cfg.env): UnsupportedKey: rendering as dotenv: UnsupportedKey: key "db.host"`} {
+		"app/bin (env BLOB): BinaryEnvValue", `app/cfg (file cfg.env): UnsupportedKey: rendering as dotenv: UnsupportedKey: key #1: `} {
 		if !strings.Contains(string(msg), want) {
 			t.Errorf("termination message %q lacks %q", msg, want)
 		}
+	}
+	if strings.Contains(string(msg), "K3Y-CANARY") {
+		t.Error("the termination message names a key of the secret")
+	}
+}
+
+// TestRunDotenvProcessKeys: a dotenv file refuses a key that changes how a
+// process runs, naming it by position only, and writes it when the plan
+// allows that exact key.
+func TestRunDotenvProcessKeys(t *testing.T) {
+	h := newHarness(t)
+	if err := os.WriteFile(h.termLog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.create(t, "app/cfg", smfake.Value{String: `{"HOST":"db.local","NODE_OPTIONS":"--require=/x-` + canary + `"}`})
+	secret := plan.Secret{File: "app.env", ID: "app/cfg", Format: plan.FormatDotenv}
+
+	dir := t.TempDir()
+	err, lines := h.run(t, map[string]string{plan.EnvVar: planJSON(t, &plan.Plan{Version: 1, Dir: dir, Region: "us-east-1", Secrets: []plan.Secret{secret}})}, "--allow-non-tmpfs")
+	var oe *OutputsError
+	if !errors.As(err, &oe) || len(oe.Failures) != 1 || oe.Failures[0].Code != render.CodeProcessKey {
+		t.Fatalf("Run = %v, want one %s failure", err, render.CodeProcessKey)
+	}
+	msg, _ := os.ReadFile(h.termLog)
+	if !strings.Contains(string(msg), "app/cfg (file app.env): ProcessKey: rendering as dotenv: ProcessKey: key #2: ") {
+		t.Errorf("termination message %q does not name key #2 of app/cfg", msg)
+	}
+	if log, _ := json.Marshal(lines); strings.Contains(string(msg), "NODE_OPTIONS") || strings.Contains(string(log), "NODE_OPTIONS") {
+		t.Error("the termination message or the log names the key")
+	}
+	if n := visible(t, dir); len(n) != 0 {
+		t.Errorf("files %q written after a failure", n)
+	}
+
+	dir = t.TempDir()
+	secret.AllowKeys = []string{"NODE_OPTIONS"}
+	if err, _ := h.run(t, map[string]string{plan.EnvVar: planJSON(t, &plan.Plan{Version: 1, Dir: dir, Region: "us-east-1", Secrets: []plan.Secret{secret}})}, "--allow-non-tmpfs"); err != nil {
+		t.Fatalf("Run with NODE_OPTIONS allowed: %v", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "app.env"))
+	if want := "HOST='db.local'\nNODE_OPTIONS='--require=/x-" + canary + "'\n"; string(got) != want {
+		t.Errorf("app.env holds %d bytes, want the %d of both keys", len(got), len(want))
 	}
 }
 

@@ -3,6 +3,8 @@ package render
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -16,11 +18,18 @@ import (
 //   - so a value cannot hold a single quote; nor a NUL byte (a shell
 //     variable cannot hold one); nor a carriage return before a line feed
 //     (dotenv parsers turn CRLF into LF); nor end with a backslash (dotenv
-//     parsers read \' as an escaped quote).
-func dotenv(out *bytes.Buffer, entries []entry) error {
-	for _, e := range entries {
+//     parsers read \' as an escaped quote);
+//   - a key that changes how a process runs (ProcessKey) is refused unless
+//     allow names it: an app that sources the file exports every key.
+func dotenv(out *bytes.Buffer, entries []entry, allow []string) error {
+	for i, e := range entries {
 		if !isShellName(e.key) {
-			return keyError(CodeUnsupportedKey, e.key, "dotenv keys are shell variable names: letters, digits and '_', not starting with a digit")
+			return keyError(CodeUnsupportedKey, i, "dotenv keys are shell variable names: letters, digits and '_', not starting with a digit")
+		}
+		if ProcessKey(e.key) && !slices.Contains(allow, e.key) {
+			return keyError(CodeProcessKey, i, "the key is a variable that changes how a process runs "+
+				"(the dynamic loader, a shell or a language runtime reads it; the README lists them), "+
+				"and an app that sources the file would run with it; to write it anyway, list it in the pod's secretfetch.io/allow-keys-<name> annotation")
 		}
 		v := e.value
 		var why string
@@ -35,7 +44,7 @@ func dotenv(out *bytes.Buffer, entries []entry) error {
 			why = "it ends with a backslash, which dotenv parsers read as escaping the closing quote"
 		}
 		if why != "" {
-			return keyError(CodeUnsupportedValue, e.key, "the value cannot be written as dotenv: %s", why)
+			return keyError(CodeUnsupportedValue, i, "the value cannot be written as dotenv: %s", why)
 		}
 		out.WriteString(e.key)
 		out.WriteString("='")
@@ -58,7 +67,7 @@ func isShellName(s string) bool {
 // jsonObject writes the object again, compact, with its keys in their order
 // and a final new line: a string as a JSON string, any other value as its
 // compact JSON. JSON carries every key and value.
-func jsonObject(out *bytes.Buffer, entries []entry) error {
+func jsonObject(out *bytes.Buffer, entries []entry, _ []string) error {
 	out.WriteByte('{')
 	for i, e := range entries {
 		if i > 0 {
@@ -126,11 +135,23 @@ func writeQuoted(out *bytes.Buffer, s []byte, escape func(out *bytes.Buffer, r r
 //   - every other character outside printable ASCII is \uXXXX, in UTF-16
 //     code units (a character beyond U+FFFF is a surrogate pair), so the
 //     file is plain ASCII;
-//   - a space is escaped everywhere in a key, and at the start of a value.
+//   - a space is escaped everywhere in a key, and at the start of a value;
+//   - a key or value that holds "${" is refused: readers that expand
+//     placeholders (Spring's Environment and @Value, magiconair/properties
+//     by default, Apache Commons Configuration) would replace it with
+//     another property, an environment variable or a system property, and
+//     no escape that Properties.load reads stops them (it removes the
+//     backslash before they see the text).
 //
-// Every key and value of a JSON object can be carried.
-func properties(out *bytes.Buffer, entries []entry) error {
-	for _, e := range entries {
+// Every other key and value of a JSON object can be carried.
+func properties(out *bytes.Buffer, entries []entry, _ []string) error {
+	for i, e := range entries {
+		if strings.Contains(e.key, "${") {
+			return keyError(CodeUnsupportedKey, i, "the key holds \"${\", which properties readers such as Spring and magiconair/properties expand; use json or yaml")
+		}
+		if bytes.Contains(e.value, []byte("${")) {
+			return keyError(CodeUnsupportedValue, i, "the value holds \"${\", which properties readers such as Spring and magiconair/properties expand; use json or yaml")
+		}
 		writeProperty(out, []byte(e.key), true)
 		out.WriteByte('=')
 		writeProperty(out, e.value, false)
@@ -187,7 +208,7 @@ const maxImplicitKey = 1000
 //
 // Every key and value of a JSON object can be carried; every value reads
 // back as a string.
-func yaml(out *bytes.Buffer, entries []entry) error {
+func yaml(out *bytes.Buffer, entries []entry, _ []string) error {
 	if len(entries) == 0 {
 		out.WriteString("{}\n")
 		return nil

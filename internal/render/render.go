@@ -5,8 +5,16 @@
 // string: a JSON string as its characters, any other JSON value as its
 // compact JSON text, as the key-<name> annotation does. Each format's
 // quoting rules are in the comment of its writer and in the README; a key
-// or value that a format cannot carry fails the whole rendering, naming the
-// key (keys are not secret) and never the value.
+// or value that a format cannot carry fails the whole rendering.
+//
+// A rendered file means only what the secret's author can already do: set
+// the app's values. So a dotenv rendering refuses the keys that change how
+// a process runs (ProcessKey), unless the plan allows those exact keys,
+// and a properties rendering refuses "${", which properties readers expand.
+//
+// The keys of a secret are part of its value: whoever writes the value
+// chooses them. An error names a key by its position (Error.Index), never
+// by its text, and never holds a value.
 package render
 
 import (
@@ -27,21 +35,26 @@ const (
 	CodeUnsupportedKey   = "UnsupportedKey"   // a key the format cannot carry
 	CodeUnsupportedValue = "UnsupportedValue" // a value the format cannot carry
 	CodeUnknownFormat    = "UnknownFormat"    // a format this init-fetch does not know
+	// CodeProcessKey: a dotenv key that changes how a process runs
+	// (ProcessKey), which the plan does not allow.
+	CodeProcessKey = "ProcessKey"
 )
 
-// Error is a rendering failure. Key is empty when the whole value is at
-// fault. Err never holds a value.
+// Error is a rendering failure. Err never holds a key or a value.
 type Error struct {
 	Code string
-	Key  string
-	Err  error
+	// Index is the position of the key at fault among the object's
+	// top-level keys, counted from 1 in the order they are written, or 0
+	// when the whole value is at fault.
+	Index int
+	Err   error
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" {
+	if e.Index == 0 {
 		return fmt.Sprintf("%s: %v", e.Code, e.Err)
 	}
-	return fmt.Sprintf("%s: key %q: %v", e.Code, e.Key, e.Err)
+	return fmt.Sprintf("%s: key #%d: %v", e.Code, e.Index, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -67,8 +80,9 @@ type entry struct {
 }
 
 // writer writes entries in one format into out, which has room for
-// maxRendered(entries) bytes.
-type writer func(out *bytes.Buffer, entries []entry) error
+// maxRendered(entries) bytes. allow lists the keys that the plan lets
+// through although the format refuses them by default.
+type writer func(out *bytes.Buffer, entries []entry, allow []string) error
 
 var writers = map[plan.Format]writer{
 	plan.FormatDotenv:     dotenv,
@@ -77,9 +91,12 @@ var writers = map[plan.Format]writer{
 	plan.FormatYAML:       yaml,
 }
 
-// Render renders doc, a JSON object, in format f. The caller zeroes doc and
-// the result after use; Render zeroes its own copies of the values.
-func Render(f plan.Format, doc []byte) ([]byte, error) {
+// Render renders doc, a JSON object, in format f. allowKeys lists keys
+// that the format refuses by default and the plan allows (plan.Secret's
+// AllowKeys: ProcessKey names, for dotenv), compared exactly. The caller
+// zeroes doc and the result after use; Render zeroes its own copies of the
+// values.
+func Render(f plan.Format, doc []byte, allowKeys []string) ([]byte, error) {
 	w, ok := writers[f]
 	if !ok {
 		return nil, &Error{Code: CodeUnknownFormat, Err: fmt.Errorf("format %q is not one of dotenv, json, properties, yaml", f)}
@@ -99,7 +116,7 @@ func Render(f plan.Format, doc []byte) ([]byte, error) {
 	// unzeroed. For the same reason a failed rendering clears what it wrote.
 	buf := outBuffer(maxRendered(entries))
 	out := bytes.NewBuffer(buf)
-	if err := w(out, entries); err != nil {
+	if err := w(out, entries, allowKeys); err != nil {
 		clear(buf[:cap(buf)])
 		return nil, err
 	}
@@ -154,7 +171,7 @@ func parseObject(doc []byte) ([]entry, error) {
 		}
 		if seen[key] {
 			clear(raw)
-			return entries, &Error{Code: CodeUnsupportedKey, Key: key, Err: errors.New("the key is given twice in the JSON object")}
+			return entries, &Error{Code: CodeUnsupportedKey, Index: len(entries) + 1, Err: errors.New("the key is given twice in the JSON object")}
 		}
 		seen[key] = true
 		v, err := stringValue(raw)
@@ -201,8 +218,9 @@ func offset(err error) string {
 	return ""
 }
 
-func keyError(code, key, format string, args ...any) error {
-	return &Error{Code: code, Key: key, Err: fmt.Errorf(format, args...)}
+// keyError is the failure of the i-th entry (from 0).
+func keyError(code string, i int, format string, args ...any) error {
+	return &Error{Code: code, Index: i + 1, Err: fmt.Errorf(format, args...)}
 }
 
 // CodeBinary is the failure code of a SecretBinary given a format.
@@ -218,7 +236,7 @@ func FileData(s plan.Secret, value []byte, binary bool) (data []byte, rendered b
 	if binary {
 		return nil, false, &Error{Code: CodeBinary, Err: fmt.Errorf("the secret holds SecretBinary, which cannot be rendered as %s", s.Format)}
 	}
-	data, err = Render(s.Format, value)
+	data, err = Render(s.Format, value, s.AllowKeys)
 	if err != nil {
 		return nil, false, fmt.Errorf("rendering as %s: %w", s.Format, err)
 	}

@@ -36,14 +36,15 @@ var (
 		strings.Repeat("k", 2000), strings.Repeat("é", 600))
 )
 
-// shellValues can be carried by every format; hostileValues by all but
-// dotenv.
+// shellValues can be carried by dotenv, json and yaml; hostileValues by
+// json and yaml; propertyValues, which hold no "${", by properties.
 var (
 	shellValues = []string{"", "plain", "  leading and trailing  ", "multi\nline\n", "\nfirst", `quote"s and \ back \n`,
-		"$HOME ${X} $(id) `id`", "#hash", " # not a comment", "=eq", "tab\t", "lone\rcr", "ünïcödé", "🔑 key", "\u2028\u2029",
+		"$HOME ${X} $(id) `id`", "$HOME $(id) `id` {x} $ {y} $", "#hash", " # not a comment", "=eq", "tab\t", "lone\rcr", "ünïcödé", "🔑 key", "\u2028\u2029",
 		"\u0085", "\x7f", "\x01\x1b", "null", "true", "123", "- item", "key: value", "[a]", "{b}", "---", "...",
 		"-----BEGIN KEY-----\nMIIB\n-----END KEY-----\n", strings.Repeat("v", 60000)}
-	hostileValues = append(slices.Clone(shellValues), "it's", "ends\\", "crlf\r\nline", "nul\x00byte", "\r\n")
+	hostileValues  = append(slices.Clone(shellValues), "it's", "ends\\", "crlf\r\nline", "nul\x00byte", "\r\n")
+	propertyValues = slices.DeleteFunc(slices.Clone(hostileValues), func(v string) bool { return strings.Contains(v, "${") })
 )
 
 // object builds a JSON object of every key with one of the values, and
@@ -85,7 +86,7 @@ func object(t *testing.T, keys, values []string) ([]byte, map[string]string) {
 
 func render(t *testing.T, f plan.Format, doc []byte) []byte {
 	t.Helper()
-	out, err := Render(f, doc)
+	out, err := Render(f, doc, nil)
 	if err != nil {
 		t.Fatalf("Render(%s): %v", f, err)
 	}
@@ -174,7 +175,7 @@ func forMagiconair(s []string, isKey bool) []string {
 }
 
 func TestPropertiesThroughMagiconair(t *testing.T) {
-	doc, want := object(t, forMagiconair(hostileKeys, true), forMagiconair(hostileValues, false))
+	doc, want := object(t, forMagiconair(hostileKeys, true), forMagiconair(propertyValues, false))
 	l := &magiconair.Loader{Encoding: magiconair.ISO_8859_1, DisableExpansion: true}
 	p, err := l.LoadBytes(render(t, plan.FormatProperties, doc))
 	if err != nil {
@@ -209,7 +210,7 @@ func TestPropertiesThroughJava(t *testing.T) {
 	if err != nil {
 		t.Skip("no java on this machine")
 	}
-	doc, want := object(t, hostileKeys, hostileValues)
+	doc, want := object(t, hostileKeys, propertyValues)
 	dir := t.TempDir()
 	file, src := filepath.Join(dir, "app.properties"), filepath.Join(dir, "Load.java")
 	if err := os.WriteFile(file, render(t, plan.FormatProperties, doc), 0o600); err != nil {
@@ -291,8 +292,8 @@ func TestYAMLLongKeyIsExplicit(t *testing.T) {
 	}
 }
 
-// TestRefusals: what a format cannot carry fails closed, naming the key and
-// never the value.
+// TestRefusals: what a format cannot carry fails closed, naming the key by
+// its position and never the key or the value: keys are part of the value.
 func TestRefusals(t *testing.T) {
 	const secret = "s3cr3t-value"
 	tests := []struct {
@@ -300,39 +301,48 @@ func TestRefusals(t *testing.T) {
 		f    plan.Format
 		doc  string
 		code string
-		key  string
+		pos  int
 	}{
-		{"dotenv key with a dot", plan.FormatDotenv, `{"db.password":"` + secret + `"}`, CodeUnsupportedKey, "db.password"},
-		{"dotenv key with a digit first", plan.FormatDotenv, `{"1DB":"` + secret + `"}`, CodeUnsupportedKey, "1DB"},
-		{"dotenv empty key", plan.FormatDotenv, `{"":"` + secret + `"}`, CodeUnsupportedKey, ""},
-		{"dotenv single quote", plan.FormatDotenv, `{"OK":"fine","DB":"it's ` + secret + `"}`, CodeUnsupportedValue, "DB"},
-		{"dotenv NUL", plan.FormatDotenv, `{"DB":"` + secret + `\u0000"}`, CodeUnsupportedValue, "DB"},
-		{"dotenv CRLF", plan.FormatDotenv, `{"DB":"` + secret + `\r\n"}`, CodeUnsupportedValue, "DB"},
-		{"dotenv trailing backslash", plan.FormatDotenv, `{"DB":"` + secret + `\\"}`, CodeUnsupportedValue, "DB"},
-		{"duplicate key", plan.FormatJSON, `{"DB":"` + secret + `","DB":"` + secret + `"}`, CodeUnsupportedKey, "DB"},
-		{"array", plan.FormatYAML, `["` + secret + `"]`, CodeNotObject, ""},
-		{"string", plan.FormatYAML, `"` + secret + `"`, CodeNotObject, ""},
-		{"not JSON", plan.FormatProperties, secret, CodeNotObject, ""},
-		{"broken JSON", plan.FormatProperties, `{"DB":"` + secret + `",}`, CodeNotObject, ""},
-		{"two objects", plan.FormatProperties, `{"DB":"` + secret + `"} {}`, CodeNotObject, ""},
-		{"not UTF-8", plan.FormatJSON, "{\"DB\":\"" + secret + "\xff\"}", CodeNotObject, ""},
-		{"unknown format", plan.Format("toml"), `{"DB":"` + secret + `"}`, CodeUnknownFormat, ""},
+		{"dotenv key with a dot", plan.FormatDotenv, `{"KEY_ONE":"x","key.name.two":"` + secret + `"}`, CodeUnsupportedKey, 2},
+		{"dotenv key with a digit first", plan.FormatDotenv, `{"1KEY_NAME":"` + secret + `"}`, CodeUnsupportedKey, 1},
+		{"dotenv empty key", plan.FormatDotenv, `{"":"` + secret + `"}`, CodeUnsupportedKey, 1},
+		{"dotenv process key", plan.FormatDotenv, `{"KEY_ONE":"x","KEY_TWO":"y","LD_PRELOAD":"` + secret + `"}`, CodeProcessKey, 3},
+		{"dotenv single quote", plan.FormatDotenv, `{"OK":"fine","KEY_NAME":"it's ` + secret + `"}`, CodeUnsupportedValue, 2},
+		{"dotenv NUL", plan.FormatDotenv, `{"KEY_NAME":"` + secret + `\u0000"}`, CodeUnsupportedValue, 1},
+		{"dotenv CRLF", plan.FormatDotenv, `{"KEY_NAME":"` + secret + `\r\n"}`, CodeUnsupportedValue, 1},
+		{"dotenv trailing backslash", plan.FormatDotenv, `{"KEY_NAME":"` + secret + `\\"}`, CodeUnsupportedValue, 1},
+		{"properties placeholder in a value", plan.FormatProperties, `{"KEY_ONE":"x","KEY_NAME":"` + secret + `${HOME}"}`, CodeUnsupportedValue, 2},
+		{"properties placeholder in a key", plan.FormatProperties, `{"KEY_${NAME}":"` + secret + `"}`, CodeUnsupportedKey, 1},
+		{"duplicate key", plan.FormatJSON, `{"KEY_NAME":"` + secret + `","OTHER":"x","KEY_NAME":"` + secret + `"}`, CodeUnsupportedKey, 3},
+		{"array", plan.FormatYAML, `["` + secret + `"]`, CodeNotObject, 0},
+		{"string", plan.FormatYAML, `"` + secret + `"`, CodeNotObject, 0},
+		{"not JSON", plan.FormatProperties, secret, CodeNotObject, 0},
+		{"broken JSON", plan.FormatProperties, `{"KEY_NAME":"` + secret + `",}`, CodeNotObject, 0},
+		{"two objects", plan.FormatProperties, `{"KEY_NAME":"` + secret + `"} {}`, CodeNotObject, 0},
+		{"not UTF-8", plan.FormatJSON, "{\"KEY_NAME\":\"" + secret + "\xff\"}", CodeNotObject, 0},
+		{"unknown format", plan.Format("toml"), `{"KEY_NAME":"` + secret + `"}`, CodeUnknownFormat, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := Render(tt.f, []byte(tt.doc))
+			out, err := Render(tt.f, []byte(tt.doc), nil)
 			var re *Error
 			if !errors.As(err, &re) {
 				t.Fatalf("Render = %d bytes, %v; want a *render.Error", len(out), err)
 			}
-			if re.Code != tt.code || re.Key != tt.key {
-				t.Errorf("code %s, key %q; want %s, %q", re.Code, re.Key, tt.code, tt.key)
+			if re.Code != tt.code || re.Index != tt.pos {
+				t.Errorf("code %s, key #%d; want %s, #%d", re.Code, re.Index, tt.code, tt.pos)
 			}
-			if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tt.code) {
-				t.Errorf("the error holds the value or lacks the code: %s", strings.ReplaceAll(err.Error(), secret, "<value>"))
+			msg := err.Error()
+			for _, hidden := range []string{secret, "KEY_", "key.name", "LD_PRELOAD"} {
+				if strings.Contains(msg, hidden) {
+					t.Errorf("the error holds a key or the value (%s): %s", hidden, strings.ReplaceAll(msg, hidden, "<hidden>"))
+				}
 			}
-			if tt.key != "" && !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.key)) {
-				t.Errorf("the error does not name key %q: %v", tt.key, err)
+			if !strings.Contains(msg, tt.code) {
+				t.Errorf("the error lacks the code %s", tt.code)
+			}
+			if tt.pos > 0 && !strings.Contains(msg, fmt.Sprintf("key #%d:", tt.pos)) {
+				t.Errorf("the error does not name key #%d", tt.pos)
 			}
 		})
 	}
@@ -414,7 +424,7 @@ func TestRenderNeverGrowsItsBuffer(t *testing.T) {
 // written the earlier values; its buffer is zeroed before it is dropped.
 func TestFailedRenderIsCleared(t *testing.T) {
 	made := recordBuffers(t)
-	_, err := Render(plan.FormatDotenv, []byte(`{"A":"first-value","B":"it's"}`))
+	_, err := Render(plan.FormatDotenv, []byte(`{"A":"first-value","B":"it's"}`), nil)
 	if ErrorCode(err) != CodeUnsupportedValue {
 		t.Fatalf("Render = %v, want %s", err, CodeUnsupportedValue)
 	}
