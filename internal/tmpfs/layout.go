@@ -41,6 +41,11 @@ const (
 // followed or silently taken over.
 var ErrForeign = errors.New("was not made by secretfetch; refusing to replace it")
 
+// ErrShared is returned by OwnSubdir for a directory that others may write
+// into or that another user owns: links laid out in it could not be trusted,
+// or (sticky and world-writable) could not be followed by other users.
+var ErrShared = errors.New("is not a directory of this user's own that only it can write to")
+
 // Set is one complete set of files for WriteSet.
 type Set struct {
 	// Files are written into the new data directory.

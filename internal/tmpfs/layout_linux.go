@@ -25,6 +25,74 @@ const maxState = 1 << 20
 // the volume's group as they would at the top.
 const dataDirMode = 0o755
 
+// ownSubdirMode is the mode of OwnSubdir's directory: everyone may look up
+// the names in it (the files keep their own modes), only its owner may
+// change it. A set-group-ID bit inherited from the volume (fsGroup) is kept.
+const ownSubdirMode = 0o755
+
+// OwnSubdir makes the directory name inside d, or opens the one an earlier
+// run made, and returns it for WriteSet. It must belong to this process's
+// user and be writable by it alone: neither group- or world-writable nor
+// sticky. The kubelet makes a memory emptyDir's root sticky and
+// world-writable (1777, or 3777 with fsGroup), and with
+// fs.protected_symlinks=1 the kernel lets only a link's owner follow a link
+// that sits in such a directory; one level down, in a directory of its own,
+// every reader that a file's mode admits can open <name>.
+//
+// The directory itself is never replaced, because the app containers mount
+// it by name (a subPath, which the kubelet binds once, at container start).
+func (d *Dir) OwnSubdir(name string) (*Dir, error) {
+	if err := checkName(name); err != nil {
+		return nil, fmt.Errorf("making the layout directory in %s: %w", d.path, err)
+	}
+	path := d.path + "/" + name
+	err := unix.Mkdirat(d.fd(), name, 0o700)
+	made := err == nil
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("making the layout directory %s: %w", path, err)
+	}
+	fd, err := unix.Openat(d.fd(), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("opening the layout directory %s: it is a symlink or not a directory: %w", path, ErrForeign)
+		}
+		return nil, fmt.Errorf("opening the layout directory %s: %w", path, err)
+	}
+	sub := &Dir{path: path, f: os.NewFile(uintptr(fd), path), failAt: d.failAt}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		sub.Close()
+		return nil, fmt.Errorf("checking the layout directory %s: %w", path, err)
+	}
+	if made {
+		// Made 0700, as data directories are, then opened up while empty.
+		if err := unix.Fchmod(fd, ownSubdirMode|(st.Mode&unix.S_ISGID)); err != nil {
+			sub.Close()
+			return nil, fmt.Errorf("setting the mode of the layout directory %s: %w", path, err)
+		}
+		st.Mode = st.Mode&^0o7777 | ownSubdirMode | (st.Mode & unix.S_ISGID)
+	}
+	if uid := uint32(os.Geteuid()); st.Uid != uid || st.Mode&(unix.S_IWGRP|unix.S_IWOTH|unix.S_ISVTX) != 0 {
+		sub.Close()
+		return nil, fmt.Errorf("the layout directory %s (owner %d, mode %04o, want owner %d and mode %04o) %w; "+
+			"a container that mounts it may have started before secretfetch-init made it: secretfetch-init must be the first container to run",
+			path, st.Uid, st.Mode&0o7777, uid, ownSubdirMode, ErrShared)
+	}
+	return sub, nil
+}
+
+// SharedWritable reports whether others can write into the directory and it
+// is sticky, as /tmp and a memory emptyDir's root are: links of the layout
+// that sit there can be followed only by their owner under
+// fs.protected_symlinks=1.
+func (d *Dir) SharedWritable() (bool, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd(), &st); err != nil {
+		return false, fmt.Errorf("checking %s: %w", d.path, err)
+	}
+	return st.Mode&unix.S_ISVTX != 0 && st.Mode&unix.S_IWOTH != 0, nil
+}
+
 // WriteSet lays out s as the directory's one current set, atomically: every
 // file is written in full into a fresh data directory (mode set before the
 // first byte, synced), the kept files are linked in beside them, and only

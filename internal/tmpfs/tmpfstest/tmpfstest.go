@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,13 @@ const mountFailed = 97
 // the whole test function runs again in the child process, and only fn sees
 // the tmpfs.
 func Run(t *testing.T, fn func(t *testing.T, dir string)) {
+	t.Helper()
+	RunSized(t, 16<<20, fn)
+}
+
+// RunSized is Run with a tmpfs of size bytes (rounded up to whole pages by
+// the kernel), as the kubelet mounts a memory emptyDir with its sizeLimit.
+func RunSized(t *testing.T, size int64, fn func(t *testing.T, dir string)) {
 	t.Helper()
 	if dir := os.Getenv(envDir); dir != "" {
 		fn(t, dir)
@@ -47,8 +55,8 @@ func Run(t *testing.T, fn func(t *testing.T, dir string)) {
 		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
 	}
 	cmd := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o size=16m,mode=0777 secretfetch-test "$1" || exit 97; shift; exec "$@"`,
-		"sh", dir, os.Args[0], "-test.run", strings.Join(parts, "/"), "-test.v", "-test.count=1")
+		`mount -t tmpfs -o "size=$1,mode=0777" secretfetch-test "$2" || exit 97; shift 2; exec "$@"`,
+		"sh", strconv.FormatInt(size, 10), dir, os.Args[0], "-test.run", strings.Join(parts, "/"), "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), envDir+"="+dir)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
