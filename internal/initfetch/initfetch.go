@@ -186,8 +186,15 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		log.Warn("WARNING: the directory is NOT memory-backed; writing into it anyway because of --allow-non-tmpfs",
 			"dir", p.Dir, "reason", err.Error())
 	}
+	files, err := layoutDir(dir, p, log)
+	if err != nil {
+		return err
+	}
+	if files != dir {
+		defer files.Close()
+	}
 	if f.refresh.on() {
-		return runRefresh(ctx, f, p, dir, getenv, log, st)
+		return runRefresh(ctx, f, p, files, getenv, log, st)
 	}
 	envDir, err := openEnvDir(p, f.allowNonTmpfs, log)
 	if err != nil {
@@ -236,11 +243,24 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	if err := out.write(dir, envDir, log); err != nil {
+	if err := out.write(files, envDir, log); err != nil {
 		return err
 	}
 	log.Info("wrote secrets", "dir", p.Dir, "files", len(out.files))
 	return nil
+}
+
+// layoutDir returns the directory to lay the files out in: the plan's
+// Subdir inside root, made and owned by this process, or root itself.
+func layoutDir(root *tmpfs.Dir, p *plan.Plan, log *slog.Logger) (*tmpfs.Dir, error) {
+	if p.Subdir == "" {
+		if shared, err := root.SharedWritable(); err == nil && shared {
+			log.Warn("WARNING: the directory is sticky and writable by everyone; where fs.protected_symlinks=1, only this user can open the files through their links. Choose a directory of your own",
+				"dir", p.Dir)
+		}
+		return root, nil
+	}
+	return root.OwnSubdir(p.Subdir)
 }
 
 // loadPlan reads the plan from exactly one source: --plan, the short form,

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/render"
 )
 
 // Environment variables the webhook sets on the init container.
@@ -115,16 +116,47 @@ const (
 	minVolumeSize = 1 << 20
 )
 
-// volumeSize is the emptyDir's sizeLimit. Each file is written to a
-// temporary file and then renamed, so a secret can briefly take twice its
-// size; and AWS caps a secret at 64 KiB. So n secrets never need more than
-// n x 2 x 64 KiB.
-func volumeSize(cfg Config, n int) resource.Quantity {
+// volumeSize is the emptyDir's sizeLimit: room for the largest set of files
+// the plan can write, twice. A new set is written in full before the old
+// one is removed (WriteSet's swap, by the refresh sidecar or by an init
+// container that the kubelet restarts on the volume of a failed attempt),
+// so two sets are on the volume at once. tmpfs counts whole pages.
+//
+// A file holds at most AWS's 64 KiB, and a rendered file at most
+// render.MaxSize of it; an env-only secret writes no file here. Each set
+// also carries the refresh state (IDs, file names and version IDs).
+func volumeSize(cfg Config, p *plan.Plan) resource.Quantity {
 	if cfg.VolumeSizeLimit != nil {
 		return cfg.VolumeSizeLimit.DeepCopy()
 	}
-	return *resource.NewQuantity(max(minVolumeSize, int64(n)*2*maxSecretSize), resource.BinarySI)
+	var set, state int64 = 0, stateOverhead
+	for _, s := range p.Secrets {
+		state += int64(len(s.ID)+len(s.File)) + stateOverheadPerFile
+		if s.NoFile {
+			continue
+		}
+		size := int64(maxSecretSize)
+		if s.Format != "" {
+			size = int64(render.MaxSize(maxSecretSize))
+		}
+		set += pages(size)
+	}
+	set += pages(state)
+	return *resource.NewQuantity(max(minVolumeSize, 2*set), resource.BinarySI)
 }
+
+const (
+	// pageSize is the unit that tmpfs counts a file's size in.
+	pageSize = 4 << 10
+	// stateOverhead and stateOverheadPerFile bound the JSON of the refresh
+	// state around the IDs and file names: field names, quotes, and a
+	// version ID of at most 64 characters per file.
+	stateOverhead        = 64
+	stateOverheadPerFile = 128
+)
+
+// pages rounds n bytes up to whole pages.
+func pages(n int64) int64 { return (n + pageSize - 1) / pageSize * pageSize }
 
 // initResources are the init container's requests and limits. The requests
 // are small so that the pod schedules as if the init container were not
@@ -223,13 +255,13 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 			return fmt.Errorf("encoding the plan: %w", err)
 		}
 	}
-	size := volumeSize(cfg, len(inj.Plan.Secrets))
+	size := volumeSize(cfg, &inj.Plan)
 	ensureVolume(pod, VolumeName, size)
 	setInitContainer(pod, initContainer(pod, inj, cfg, encoded, size))
 
 	for _, name := range inj.Readers {
 		if c, _ := containerAt(pod, name); c != nil {
-			setVolumeMount(c, inj.Plan.Dir, true)
+			setVolumeMount(c, readerMount(&inj.Plan))
 		}
 	}
 
@@ -286,7 +318,8 @@ func initContainer(pod *corev1.Pod, inj *Injection, cfg Config, encoded string, 
 	if !cfg.AllowNodeCredentials {
 		setEnv(&init, EnvNoInstanceMetadata, "true")
 	}
-	setVolumeMount(&init, inj.Plan.Dir, false)
+	// The volume's root, read-write: init-fetch makes Plan.Subdir in it.
+	setVolumeMount(&init, corev1.VolumeMount{Name: VolumeName, MountPath: inj.Plan.Dir})
 	copyCredentials(pod, &init)
 	return init
 }
@@ -340,11 +373,28 @@ func literalEnv(c *corev1.Container, name string) (string, bool) {
 	return v, ok
 }
 
-// setVolumeMount mounts the secrets volume at dir, or replaces the existing
-// mount of it whole (no subPath, propagation or other setting of the pod's
-// survives). Parse has refused a second mount of it in one container.
-func setVolumeMount(c *corev1.Container, dir string, readOnly bool) {
-	m := corev1.VolumeMount{Name: VolumeName, MountPath: dir, ReadOnly: readOnly}
+// readerMount is an app container's mount of the secrets volume: read-only,
+// and only the directory that holds the layout (Plan.Subdir), not the
+// volume's root. The kubelet makes a memory emptyDir's root sticky and
+// world-writable; a symlink there can be followed only by its owner when
+// fs.protected_symlinks=1 (the nodes' default), root included. Plan.Subdir
+// belongs to init-fetch's UID and is not world-writable, so every reader
+// that the file modes admit can follow <name> -> ..data/<name>.
+//
+// A subPath of a directory is a bind mount of that directory: a swap of
+// ..data inside it is seen at once. init-fetch makes the directory before
+// any reader starts (secretfetch-init runs first), so the kubelet, which
+// would make a missing subPath with the root's world-writable mode, never
+// has to.
+func readerMount(p *plan.Plan) corev1.VolumeMount {
+	return corev1.VolumeMount{Name: VolumeName, MountPath: p.Dir, SubPath: p.Subdir, ReadOnly: true}
+}
+
+// setVolumeMount sets m, a mount of the secrets volume, or replaces the
+// existing mount of it whole (no subPath, propagation or other setting of
+// the pod's survives). Parse has refused a second mount of it in one
+// container.
+func setVolumeMount(c *corev1.Container, m corev1.VolumeMount) {
 	for i := range c.VolumeMounts {
 		if c.VolumeMounts[i].Name == VolumeName {
 			c.VolumeMounts[i] = m

@@ -348,7 +348,7 @@ func TestForeignMounts(t *testing.T) {
 		if len(errs) > 0 {
 			t.Fatal(errorLines(errs))
 		}
-		want := []corev1.VolumeMount{{Name: VolumeName, MountPath: "/var/run/secrets/app", ReadOnly: true}}
+		want := []corev1.VolumeMount{{Name: VolumeName, MountPath: "/var/run/secrets/app", SubPath: "files", ReadOnly: true}}
 		if diff := cmp.Diff(want, got.Spec.Containers[0].VolumeMounts); diff != "" {
 			t.Errorf("mounts (-want +got):\n%s", diff)
 		}

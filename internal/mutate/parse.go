@@ -138,7 +138,7 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 		}
 	}
 
-	p := plan.Plan{Version: plan.Version, Dir: mountPath, Region: defaultRegion}
+	p := plan.Plan{Version: plan.Version, Dir: mountPath, Subdir: plan.FilesSubdir, Region: defaultRegion}
 	if hasRegion {
 		p.Region = region
 		if region == "" {

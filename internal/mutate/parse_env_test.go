@@ -154,7 +154,7 @@ func TestParseOutputs(t *testing.T) {
 			if errs != nil {
 				t.Fatalf("denied:\n%s", errorLines(errs))
 			}
-			want := plan.Plan{Version: 1, Dir: plan.DefaultDir, Region: "us-east-1"}
+			want := plan.Plan{Version: 1, Dir: plan.DefaultDir, Subdir: plan.FilesSubdir, Region: "us-east-1"}
 			tt.plan(&want)
 			if diff := cmp.Diff(want, inj.Plan); diff != "" {
 				t.Errorf("plan (-want +got):\n%s", diff)

@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -50,7 +51,7 @@ func TestParse(t *testing.T) {
 			name: "one secret by name, defaults",
 			ann:  map[string]string{"secretfetch.io/secret-db": "prod/db"},
 			check: func(t *testing.T, inj *Injection) {
-				want := plan.Plan{Version: 1, Dir: plan.DefaultDir, Region: "us-east-1",
+				want := plan.Plan{Version: 1, Dir: plan.DefaultDir, Subdir: plan.FilesSubdir, Region: "us-east-1",
 					Secrets: []plan.Secret{{File: "db", ID: "prod/db"}}}
 				if diff := cmp.Diff(want, inj.Plan); diff != "" {
 					t.Errorf("plan (-want +got):\n%s", diff)
@@ -74,7 +75,7 @@ func TestParse(t *testing.T) {
 				"secretfetch.io/containers": "sidecar, migrate",
 			},
 			check: func(t *testing.T, inj *Injection) {
-				want := plan.Plan{Version: 1, Dir: "/secrets", Region: "ap-southeast-2", Secrets: []plan.Secret{
+				want := plan.Plan{Version: 1, Dir: "/secrets", Subdir: plan.FilesSubdir, Region: "ap-southeast-2", Secrets: []plan.Secret{
 					{File: "a_1", ID: "prod/a", VersionStage: "AWSPREVIOUS"},
 					{File: "b", ID: "prod/b", VersionID: "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"},
 					{File: "z.json", ID: arn, Key: "db.password", Mode: 0o440, Pattern: "[a-z]+"},
@@ -471,19 +472,35 @@ func TestCheckMountPath(t *testing.T) {
 	}
 }
 
+// TestVolumeSize: two sets of whole pages, each file at AWS's 64 KiB (a
+// rendered one at three times that, plus a little), and the refresh state.
 func TestVolumeSize(t *testing.T) {
 	for _, tt := range []struct {
-		n    int
-		want string
+		raw, rendered, envOnly int
+		want                   string
 	}{
-		{1, "1Mi"},
-		{8, "1Mi"},
-		{10, "1280Ki"},
-		{100, "12800Ki"},
+		{1, 0, 0, "1Mi"},
+		{7, 0, 0, "1Mi"},
+		{8, 0, 0, "1032Ki"}, // 2 x (8 x 64 KiB + a page of state)
+		{10, 0, 0, "1288Ki"},
+		{100, 0, 0, "12832Ki"},
+		{0, 6, 0, "2360Ki"}, // 2 x (6 x 49 pages + a page of state)
+		{0, 1, 9, "1Mi"},    // env-only secrets write no file here
 	} {
-		q := volumeSize(testConfig, tt.n)
+		p := plan.Plan{Version: plan.Version, Dir: plan.DefaultDir}
+		for i := range tt.raw + tt.rendered + tt.envOnly {
+			s := plan.Secret{File: fmt.Sprintf("s%d", i), ID: fmt.Sprintf("prod/s%d", i)}
+			switch {
+			case i >= tt.raw+tt.rendered:
+				s.Env, s.NoFile = fmt.Sprintf("E%d", i), true
+			case i >= tt.raw:
+				s.Format = plan.FormatJSON
+			}
+			p.Secrets = append(p.Secrets, s)
+		}
+		q := volumeSize(testConfig, &p)
 		if got := q.String(); got != tt.want {
-			t.Errorf("volumeSize(%d secrets) = %s, want %s", tt.n, got, tt.want)
+			t.Errorf("volumeSize(%d raw, %d rendered, %d env-only) = %s, want %s", tt.raw, tt.rendered, tt.envOnly, got, tt.want)
 		}
 	}
 }

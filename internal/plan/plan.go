@@ -33,6 +33,9 @@ const (
 	// DefaultDir is where the secrets are written when no mount path is given.
 	DefaultDir = "/var/run/secrets/app"
 
+	// FilesSubdir is the Subdir the webhook gives every plan.
+	FilesSubdir = "files"
+
 	// EnvVar is the environment variable from which init-fetch reads the plan
 	// when no --plan flag is given.
 	EnvVar = "SECRETFETCH_PLAN"
@@ -44,8 +47,18 @@ const (
 // Plan says which secrets init-fetch fetches and where it writes them.
 type Plan struct {
 	Version int `json:"version"`
-	// Dir is the absolute directory that receives one file per secret.
+	// Dir is the absolute directory that receives one file per secret: the
+	// path at which the app containers open <Dir>/<file>.
 	Dir string `json:"dir"`
+	// Subdir, when set, is a directory inside Dir that init-fetch makes,
+	// owns and lays the files out in; the app containers mount it (a
+	// subPath) at Dir, while secretfetch's own containers mount the volume's
+	// root there. The webhook always sets it to FilesSubdir: the root of a
+	// memory emptyDir is sticky and world-writable, and with the nodes'
+	// fs.protected_symlinks=1 the kernel lets nobody but a link's owner
+	// follow a link that sits in such a directory, so the layout's links
+	// must live one level down.
+	Subdir string `json:"subdir,omitempty"`
 	// Region is the AWS region for secrets whose ID is not an ARN. An ARN's
 	// own region always wins, because Secrets Manager only serves a secret
 	// from the region it lives in.
@@ -230,6 +243,11 @@ func (p *Plan) Validate() error {
 	}
 	if err := ValidateDir(p.Dir); err != nil {
 		add("dir", "%v", err)
+	}
+	if p.Subdir != "" {
+		if err := ValidateName(p.Subdir); err != nil {
+			add("subdir", "%v", err)
+		}
 	}
 	if p.Region != "" && !isRegion(p.Region) {
 		add("region", "%q is not an AWS region name such as us-east-1", p.Region)

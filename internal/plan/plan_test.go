@@ -75,6 +75,8 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "unclean dir", doc: `{"version":1,"dir":"/d/../e","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"dir"}},
 		{name: "root dir", doc: `{"version":1,"dir":"/","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"dir"}},
 		{name: "dir with colon", doc: `{"version":1,"dir":"/a:b","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"dir"}},
+		{name: "subdir with a slash", doc: `{"version":1,"dir":"/d","subdir":"a/b","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"subdir"}},
+		{name: "subdir ..", doc: `{"version":1,"dir":"/d","subdir":"..","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"subdir"}},
 		{name: "bad region", doc: `{"version":1,"dir":"/d","region":"Mars","secrets":[{"file":"a","id":"x"}]}`, fields: []string{"region"}},
 		{name: "no secrets", doc: `{"version":1,"dir":"/d","secrets":[]}`, fields: []string{"secrets"}},
 		{name: "null secrets", doc: `{"version":1,"dir":"/d","secrets":null}`, fields: []string{"secrets"}},
