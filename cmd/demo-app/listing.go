@@ -150,8 +150,11 @@ func list(dir, mountsPath string, showValues bool) (listing, error) {
 	if err != nil {
 		return l, fmt.Errorf("listing %s: %w", dir, err)
 	}
-	// ..data is resolved once, and every file is read through that
-	// resolution, so that one listing never mixes two sets during a swap.
+	// ..data names the set the files come from. Each file is opened by its
+	// own path, as an ordinary app opens it (the kernel follows <name> ->
+	// ..data/<name>), so the listing shows what such an app can read. To
+	// read several files as one set, an app resolves ..data once instead
+	// (see --sample).
 	if target, err := os.Readlink(filepath.Join(dir, dataLink)); err == nil && !strings.Contains(target, "/") {
 		l.Data = target
 	}
@@ -162,19 +165,25 @@ func list(dir, mountsPath string, showValues bool) (listing, error) {
 			continue // the layout's own entries: ..data and the data directories
 		}
 		path := filepath.Join(dir, name)
-		if l.Data != "" {
-			if target, err := os.Readlink(path); err == nil && target == dataLink+"/"+name {
-				path = filepath.Join(dir, l.Data, name)
-			}
+		follow := false
+		if target, err := os.Readlink(path); err == nil && target == dataLink+"/"+name {
+			follow = true // the layout's link: described by what it opens
 		}
-		l.Files = append(l.Files, describe(path, name, showValues))
+		l.Files = append(l.Files, describe(path, name, follow, showValues))
 	}
 	return l, nil
 }
 
-func describe(path, name string, showValue bool) file {
+// describe lists one entry. With follow, it describes what opening path
+// gives (stat(2) and open(2) follow the layout's links); otherwise the entry
+// itself, and a symlink of anybody else's is not followed.
+func describe(path, name string, follow, showValue bool) file {
 	f := file{Name: name}
-	fi, err := os.Lstat(path)
+	stat := os.Lstat
+	if follow {
+		stat = os.Stat
+	}
+	fi, err := stat(path)
 	if err != nil {
 		f.Error = err.Error()
 		return f
