@@ -26,10 +26,20 @@ IMAGES=$ROOT/.cache/kind-images
 log() { printf '%s [kind-e2e] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 start=$SECONDS
+# kind's nodes share this machine's kernel: give it the link protections of
+# users' nodes (hack/node-sysctls), where we may.
+SYSCTLS_SAVED=$ROOT/.cache/kind-host-sysctls
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$ROOT/.cache"
+  "$ROOT/hack/node-sysctls" set "$SYSCTLS_SAVED"
+else
+  log "not root: the suite assumes fs.protected_symlinks=1, as on users' nodes; it is $(sysctl -n fs.protected_symlinks 2>/dev/null || echo unknown) here"
+fi
 if [ -n "$OFFLINE" ]; then
   cleanup() {
     local rc=$?
     [ -n "${E2E_KEEP_CLUSTER:-}" ] || "$ROOT/hack/kind-offline" down || true
+    [ -n "${E2E_KEEP_CLUSTER:-}" ] || "$ROOT/hack/node-sysctls" restore "$SYSCTLS_SAVED" || true
     log "finished in $((SECONDS - start)) s (exit $rc)"
     exit $rc
   }
@@ -49,6 +59,7 @@ else
     if [ -z "${E2E_KEEP_CLUSTER:-}" ]; then
       kind delete cluster --name "$CLUSTER" || true
       [ -z "$route" ] || ip route delete "$SERVICE_SUBNET" || true
+      [ "$(id -u)" != 0 ] || "$ROOT/hack/node-sysctls" restore "$SYSCTLS_SAVED" || true
     fi
     exit $rc
   }
