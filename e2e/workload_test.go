@@ -208,6 +208,8 @@ type listedFile struct {
 	GID   int    `json:"gid"`
 	Size  int    `json:"size"`
 	Value []byte `json:"value"` // base64 in JSON
+	// Error is why the app could not open the file by its path.
+	Error string `json:"error"`
 }
 
 // readSecrets asks the app container what it sees, through exec, so values
