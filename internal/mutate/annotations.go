@@ -68,16 +68,23 @@ const (
 	FilePrefix = Prefix + "file-"
 	// FormatPrefix + <name>: render a JSON object as one of plan.Formats.
 	FormatPrefix = Prefix + "format-"
+	// AllowKeysPrefix + <name>: a comma-separated list of keys that a
+	// dotenv rendering refuses by default, because they change how a
+	// process runs (render.ProcessKey), and that this file may hold. The
+	// keys are compared exactly. It needs FormatPrefix + <name>: dotenv.
+	// (Not "format-allow-keys-": one prefix of a key would then be the
+	// start of another, and "format-allow-keys-db" could be either.)
+	AllowKeysPrefix = Prefix + "allow-keys-"
 )
 
 // secretKeyPrefixes lists the per-secret prefixes other than SecretPrefix,
 // in the order the parser reports them.
 var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPrefix, ModePrefix, PatternPrefix,
-	EnvPrefix, FilePrefix, FormatPrefix}
+	EnvPrefix, FilePrefix, FormatPrefix, AllowKeysPrefix}
 
 // allowedKeys is how the denial for an unknown key lists what is allowed.
 const allowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, secret-<name>, key-<name>, " +
-	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>, env-<name>, file-<name>, format-<name>"
+	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>, env-<name>, file-<name>, format-<name>, allow-keys-<name>"
 
 // Names of what the webhook adds to a pod. They are reserved: a pod that
 // already has them is treated as mutated before, and they are brought up to

@@ -24,10 +24,10 @@ func (c Config) parseOptions() []ParseOption {
 	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles)}
 }
 
-// parseOutputs reads env-<name>, file-<name> and format-<name> into the
-// plan's secrets, and checks them against the pod: what each secret is
-// delivered as (a file, a rendered file, an environment variable) is decided
-// here and nowhere else.
+// parseOutputs reads env-<name>, file-<name>, format-<name> and
+// allow-keys-<name> into the plan's secrets, and checks them against the
+// pod: what each secret is delivered as (a file, a rendered file, an
+// environment variable) is decided here and nowhere else.
 func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, st parseSettings) field.ErrorList {
 	var errs field.ErrorList
 	var envOwner map[string]string // variable -> the name whose env- key sets it; made on first use
@@ -66,6 +66,11 @@ func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys,
 			if sec.NoFile {
 				errs = append(errs, field.Forbidden(fp, fmt.Sprintf("%s%s is \"false\", so there is no file to render; remove one of the two", FilePrefix, sec.File)))
 			}
+		}
+		if v, ok := s.other[AllowKeysPrefix]; ok {
+			keys, allowErrs := parseAllowKeys(sec, v, s.other)
+			sec.AllowKeys = keys
+			errs = append(errs, allowErrs...)
 		}
 		if _, ok := s.other[ModePrefix]; ok && sec.NoFile {
 			errs = append(errs, field.Forbidden(annotationPath(ModePrefix+sec.File),
