@@ -42,7 +42,8 @@ var reviewKind = admissionv1.SchemeGroupVersion.WithKind("AdmissionReview")
 // bytes to decode again. Endpoint reads v1 only, with the same
 // case-sensitive decoder, and decodes the pod in the same pass (see
 // podReview). Reading a review went from six passes over the pod's bytes to
-// two: the check that the body is JSON, then the decoding.
+// three: the bounds (checkReviewBounds), the check that the body is JSON,
+// then the decoding.
 type Endpoint struct {
 	Webhook *admission.Webhook
 	// Log receives requests that could not be read; decisions are logged
@@ -52,7 +53,8 @@ type Endpoint struct {
 	// a review takes a token once its body is read, and gives it back when
 	// its answer is written. Decoding and handling use the CPU only, so
 	// more of them at once than there are CPUs adds no throughput, only the
-	// memory of each decoded pod (tens of MiB for a crafted one).
+	// memory of each decoded pod (up to about 17 MiB allocated for the
+	// costliest review that checkReviewBounds admits).
 	Work chan struct{}
 }
 
@@ -113,55 +115,32 @@ func readBody(r *http.Request) ([]byte, int32, error) {
 	return body, 0, nil
 }
 
-// maxReviewObjects bounds the JSON objects of a review. Decoding multiplies
-// a few bytes of JSON into a large struct: "{}," in spec.containers becomes
-// a 408-byte corev1.Container, and a 3.5 MiB pod of empty containers or
-// volumes took 2 GiB of heap and 5 s of CPU, the webhook's memory limit
-// eight times over, from one request. A real pod has tens to hundreds; its
-// managedFields (raw bytes once decoded) add about four per list entry, so
-// 10,000 still admits a pod of some 1,500 env vars. At the cap, a pod of
-// empty containers costs about 45 MiB of allocation and 60 ms of CPU, and
-// Endpoint.Work bounds how many such pods are decoded at once.
-const maxReviewObjects = 10000
-
-// countObjects counts the JSON objects in body, in one pass without
-// allocation; braces inside strings do not count.
-func countObjects(body []byte) int {
-	objects, inString, escaped := 0, false, false
-	for _, c := range body {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			escaped = c == '\\'
-			inString = c != '"'
-		case c == '"':
-			inString = true
-		case c == '{':
-			objects++
-		}
-	}
-	return objects
-}
-
-// decodeReview decodes a review read by readBody. On failure it returns the
+// decodeReview decodes a review read by readBody, once and with its pod, if
+// it is within the bounds of checkReviewBounds. On failure it returns the
 // HTTP status that says why.
+//
+// A review whose pod does not decode (a type error anywhere in it) is
+// refused here, without a second pass: the API server sends the encoding of
+// a typed pod, which always decodes, so such a body comes from another
+// client. The decoder goes on past a type error and fills in the rest, so
+// decoding again, as a review with the object left as bytes, would double
+// the cost of the body that costs the most.
 func decodeReview(body []byte) (admission.Request, int32, error) {
-	if objects := countObjects(body); objects > maxReviewObjects {
-		return admission.Request{}, http.StatusRequestEntityTooLarge,
-			fmt.Errorf("the review holds %d JSON objects, more than %d", objects, maxReviewObjects)
+	if err := checkReviewBounds(body); err != nil {
+		return admission.Request{}, http.StatusRequestEntityTooLarge, err
 	}
-	if req, ok := readPodReview(body); ok {
-		return req, 0, nil
-	}
-	var review admissionv1.AdmissionReview
+	var review podReview
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil {
 		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
 	}
 	if err := checkReview(review.TypeMeta, review.Request != nil); err != nil {
 		return admission.Request{}, http.StatusBadRequest, err
 	}
-	return admission.Request{AdmissionRequest: *review.Request}, 0, nil
+	req := admission.Request{AdmissionRequest: review.Request.AdmissionRequest}
+	if review.Request.Object != nil {
+		req.Object.Object = review.Request.Object
+	}
+	return req, 0, nil
 }
 
 // podReview is an AdmissionReview whose object is decoded as a pod in the
@@ -176,21 +155,6 @@ type podReview struct {
 		// struct wins over one of the embedded struct.
 		Object *corev1.Pod `json:"object"`
 	} `json:"request"`
-}
-
-// readPodReview reads a review of a pod, with the pod in
-// req.Object.Object. It reports false for anything else, and leaves the
-// general decoder to return the error or a request for the handler to
-// skip.
-func readPodReview(body []byte) (admission.Request, bool) {
-	var review podReview
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil ||
-		checkReview(review.TypeMeta, review.Request != nil) != nil || review.Request.Object == nil {
-		return admission.Request{}, false
-	}
-	req := admission.Request{AdmissionRequest: review.Request.AdmissionRequest}
-	req.Object.Object = review.Request.Object
-	return req, true
 }
 
 func checkReview(tm metav1.TypeMeta, hasRequest bool) error {

@@ -41,7 +41,9 @@ func NewHandler(cfg Config, m *Metrics) (*Handler, error) {
 }
 
 // requestPod returns the request's pod: the one Endpoint decoded with the
-// review (req.Object.Object), or else one decoded from req.Object.Raw.
+// review (req.Object.Object), or else one decoded from req.Object.Raw, as
+// controller-runtime's own Webhook.ServeHTTP hands it over. Endpoint never
+// sets Raw, so a pod is decoded once either way.
 func requestPod(req admission.Request) (*corev1.Pod, error) {
 	if pod, ok := req.Object.Object.(*corev1.Pod); ok && pod != nil {
 		return pod, nil
