@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -168,29 +169,59 @@ func FuzzParseAnnotations(f *testing.F) {
 	})
 }
 
+// fuzzEdits are JSON patches (RFC 6902) that FuzzHandler applies to a pod's
+// JSON: values of the wrong type where structs belong, and nulls, which the
+// API server never sends but any client that reaches the webhook can.
+var fuzzEdits = []string{
+	`[{"op":"replace","path":"/spec/containers","value":[null,0,"x",true,{}]}]`,
+	`[{"op":"add","path":"/spec/containers/-","value":null}]`,
+	`[{"op":"add","path":"/spec/containers/0/env","value":[1,2]}]`,
+	`[{"op":"add","path":"/spec/containers/0/env","value":[null,{"name":"A"}]}]`,
+	`[{"op":"add","path":"/spec/volumes","value":["x"]}]`,
+	`[{"op":"add","path":"/spec/volumes","value":[null,{"name":"v","emptyDir":null}]}]`,
+	`[{"op":"add","path":"/spec/initContainers","value":[null]}]`,
+	`[{"op":"add","path":"/spec/ephemeralContainers","value":[0]}]`,
+	`[{"op":"add","path":"/spec/containers/0/volumeMounts","value":[0,null]}]`,
+	`[{"op":"add","path":"/spec/containers/0/ports","value":[{"containerPort":"80"}]}]`,
+	`[{"op":"add","path":"/metadata/labels","value":{"a":1}}]`,
+	`[{"op":"add","path":"/metadata/annotations/secretfetch.io~1containers","value":0}]`,
+	`[{"op":"replace","path":"/spec/securityContext","value":[]}]`,
+	`[{"op":"replace","path":"","value":[null]}]`,
+}
+
+// maxFuzzEdit bounds what an edit may add by copying, so that a few "copy"
+// operations cannot double the pod into gigabytes.
+const maxFuzzEdit = 64 << 10
+
 // FuzzHandler: through AdmissionReview JSON, every answer is well formed: a
 // denial carries a message, an allowed patch applies without removing
 // anything and gives the pod that Apply makes, and the patched pod sent
-// again gets no patch.
+// again gets no patch. When edit (a JSON patch) changes the pod's JSON, the
+// edited pod gets a well-formed answer too, is refused if it does not decode,
+// and the checks above hold for the API server's encoding of it.
 func FuzzHandler(f *testing.F) {
 	for _, s := range fuzzSeeds {
-		f.Add(s.data, s.shape)
+		f.Add(s.data, s.shape, "")
 	}
-	f.Fuzz(func(t *testing.T, data string, shape uint8) {
+	for _, edit := range fuzzEdits {
+		f.Add(fuzzSeeds[0].data, fuzzSeeds[0].shape, edit)
+		f.Add(fuzzSeeds[6].data, fuzzSeeds[6].shape|2, edit)
+	}
+	f.Fuzz(func(t *testing.T, data string, shape uint8, edit string) {
 		pod := fuzzPod(shape, fuzzAnnotations(data))
 		raw, err := json.Marshal(pod)
 		if err != nil {
 			t.Fatal(err)
 		}
 		wh := newWebhook(t, fuzzConfig(shape), nil)
+		if edit != "" {
+			var ok bool
+			if raw, ok = fuzzEdit(t, wh, raw, edit); !ok {
+				return
+			}
+		}
 		resp := serve(t, wh, review(t, raw, admissionv1.Create, "shop", false))
-		if !resp.Allowed {
-			if resp.Result == nil || resp.Result.Message == "" {
-				t.Fatalf("a denial without a message: %+v", resp.Result)
-			}
-			if resp.Result.Code == 500 {
-				t.Fatalf("an internal error: %s", resp.Result.Message)
-			}
+		if !checkAnswer(t, resp) {
 			return
 		}
 		patched := applyPatch(t, raw, resp)
@@ -215,4 +246,52 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("the patched pod sent again: allowed=%v patch=%s", again.Allowed, again.Patch)
 		}
 	})
+}
+
+// fuzzEdit applies edit to raw and sends the result, as a client other than
+// the API server could: its answer must be well formed, and a refusal if the
+// pod does not decode. It returns what the API server would send for the
+// edited pod, the encoding of the decoded pod, or false when edit is not a
+// patch that applies or the pod does not decode.
+func fuzzEdit(t *testing.T, wh *Endpoint, raw []byte, edit string) ([]byte, bool) {
+	p, err := jsonpatch.DecodePatch([]byte(edit))
+	if err != nil {
+		return nil, false
+	}
+	opts := jsonpatch.NewApplyOptions()
+	opts.AccumulatedCopySizeLimit = maxFuzzEdit
+	edited, err := p.ApplyWithOptions(raw, opts)
+	if err != nil || len(edited) > len(raw)+maxFuzzEdit {
+		return nil, false
+	}
+	resp := serve(t, wh, review(t, edited, admissionv1.Create, "shop", false))
+	allowed := checkAnswer(t, resp)
+	decoded, err := decodePod(edited)
+	if err != nil {
+		if allowed {
+			t.Fatalf("a pod that does not decode (%v) was allowed", err)
+		}
+		return nil, false
+	}
+	canonical, err := json.Marshal(decoded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return canonical, true
+}
+
+// checkAnswer fails the test on an answer that is an internal error or a
+// refusal without a message, and reports whether the pod was allowed.
+func checkAnswer(t *testing.T, resp admissionv1.AdmissionResponse) bool {
+	t.Helper()
+	if resp.Allowed {
+		return true
+	}
+	if resp.Result == nil || resp.Result.Message == "" {
+		t.Fatalf("a denial without a message: %+v", resp.Result)
+	}
+	if resp.Result.Code == 500 {
+		t.Fatalf("an internal error: %s", resp.Result.Message)
+	}
+	return false
 }
