@@ -395,3 +395,34 @@ func countValues(t testing.TB, b []byte) int {
 	}
 	return count(doc)
 }
+
+// BenchmarkReviewAtCaps is the CPU and memory of the costliest shapes at the
+// caps, through the Endpoint, compact and padded to the body cap:
+//
+//	go test -run '^$' -bench BenchmarkReviewAtCaps -benchmem ./internal/mutate/
+func BenchmarkReviewAtCaps(b *testing.B) {
+	wh := newWebhook(b, testConfig, nil)
+	for _, shape := range costlyShapes {
+		for _, padded := range []bool{false, true} {
+			build := func(n int) []byte {
+				body := reviewBody(shape.pod(n))
+				if padded {
+					body = padTo(body, maxReviewSize)
+				}
+				return body
+			}
+			body := build(largestAdmitted(build))
+			name := shape.name
+			if padded {
+				name += ", padded"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					post(wh, "application/json", body)
+				}
+			})
+		}
+	}
+}
