@@ -67,3 +67,42 @@ func ValidateNotifyURL(s string) error {
 	}
 	return nil
 }
+
+// Restart on change (secretfetch.io/refresh-restart). The refresh sidecar
+// exits with RestartExitCode once it has checked a new version of a secret
+// the pod uses, and the webhook gives the sidecar a restartPolicyRules entry
+// (RestartAllContainers on that code, Kubernetes 1.36+) so that the kubelet
+// runs the init container again and restarts every container in place.
+const (
+	// RestartExitCode is the refresh sidecar's exit code that asks the
+	// kubelet to restart the pod's containers. No other exit of init-fetch
+	// uses it.
+	RestartExitCode = 85
+
+	// MaxRestartWindow is the longest window over which the restarts of one
+	// workload's pods are spread.
+	MaxRestartWindow = 24 * time.Hour
+	// MinRestartSpacing is the shortest time allowed between two restarts
+	// of one pod caused by rotation.
+	MinRestartSpacing = time.Minute
+	// MaxRestartSpacing is the longest.
+	MaxRestartSpacing = 7 * 24 * time.Hour
+)
+
+// ValidateRestartWindow checks the window over which restarts are spread:
+// 0 (restart at once) up to MaxRestartWindow.
+func ValidateRestartWindow(d time.Duration) error {
+	if d < 0 || d > MaxRestartWindow {
+		return fmt.Errorf("%v is outside the allowed range: use a Go duration between 0s (at once) and %v", d, MaxRestartWindow)
+	}
+	return nil
+}
+
+// ValidateRestartSpacing checks the least time between two restarts of one
+// pod.
+func ValidateRestartSpacing(d time.Duration) error {
+	if d < MinRestartSpacing || d > MaxRestartSpacing {
+		return fmt.Errorf("%v is outside the allowed range: use a Go duration between %v and %v", d, MinRestartSpacing, MaxRestartSpacing)
+	}
+	return nil
+}
