@@ -37,6 +37,18 @@ const (
 	// AnnotationRefreshInterval.
 	AnnotationRefreshNotify = Prefix + "refresh-notify"
 
+	// AnnotationRefreshRestart, "true", restarts the pod's containers in
+	// place once the refresh sidecar has checked a new version of any of its
+	// secrets, so that apps that read a file once, or an environment
+	// variable, start again with the new value (parse_restart.go). It needs
+	// AnnotationRefreshInterval, and Kubernetes 1.36+.
+	AnnotationRefreshRestart = Prefix + "refresh-restart"
+
+	// AnnotationRefreshRestartWindow spreads the restarts of a workload's
+	// pods over this Go duration (0s: at once). Default: the webhook's
+	// --refresh-restart-window.
+	AnnotationRefreshRestartWindow = Prefix + "refresh-restart-window"
+
 	// AnnotationStatus is written by the webhook; its only value is
 	// StatusInjected. Users do not set it.
 	AnnotationStatus = Prefix + "status"
@@ -83,7 +95,7 @@ var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPref
 	EnvPrefix, FilePrefix, FormatPrefix, AllowKeysPrefix}
 
 // allowedKeys is how the denial for an unknown key lists what is allowed.
-const allowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, secret-<name>, key-<name>, " +
+const allowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, refresh-restart, refresh-restart-window, secret-<name>, key-<name>, " +
 	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>, env-<name>, file-<name>, format-<name>, allow-keys-<name>"
 
 // Names of what the webhook adds to a pod. They are reserved: a pod that

@@ -73,6 +73,9 @@ type Config struct {
 	// by default since Kubernetes 1.35), from --env-files=false: env-<name>
 	// is then denied. The zero value, EnvFiles on, fits current clusters.
 	NoEnvFiles bool
+	// Restart holds restart on change (secretfetch.io/refresh-restart):
+	// whether the cluster can, and the default window and the spacing.
+	Restart RestartConfig
 }
 
 // Validate checks the settings once at start-up, so that a bad flag stops
@@ -102,6 +105,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--init-resources: %w", err))
 	}
 	if err := c.validateRefresh(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Restart.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

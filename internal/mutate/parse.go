@@ -115,8 +115,8 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 			mountPath = v
 		case AnnotationContainers:
 			containers, hasContainers = v, true
-		case AnnotationRefreshInterval, AnnotationRefreshNotify:
-			// parseRefresh reads them.
+		case AnnotationRefreshInterval, AnnotationRefreshNotify, AnnotationRefreshRestart, AnnotationRefreshRestartWindow:
+			// parseRefresh and parseRestart read them.
 		default:
 			if name, ok := strings.CutPrefix(k, SecretPrefix); ok {
 				s := secretFor(secrets, name)
@@ -254,7 +254,8 @@ func Parse(pod *corev1.Pod, defaultRegion string, opts ...ParseOption) (*Injecti
 
 	refresh, refreshErrs := parseRefresh(pod, settings)
 	errs = append(errs, refreshErrs...)
-	if refresh != nil && len(p.Secrets) > 0 && !slices.ContainsFunc(p.Secrets, refreshable) {
+	errs = append(errs, parseRestart(pod, refresh, settings)...)
+	if refresh != nil && len(p.Secrets) > 0 && !slices.ContainsFunc(p.Secrets, refresh.polls) {
 		errs = append(errs, field.Invalid(annotationPath(AnnotationRefreshInterval), omit,
 			fmt.Sprintf("every secret is pinned by %s<name> or delivered only as an environment variable, which never change in a running container, so the refresh sidecar would have nothing to do; remove %s",
 				VersionIDPrefix, AnnotationRefreshInterval)))

@@ -21,7 +21,7 @@ func WithEnvFiles(enabled bool) ParseOption {
 
 // parseOptions are the ParseOptions that cfg implies.
 func (c Config) parseOptions() []ParseOption {
-	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles)}
+	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), WithRestart(c.Restart)}
 }
 
 // parseOutputs reads env-<name>, file-<name>, format-<name> and

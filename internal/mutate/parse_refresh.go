@@ -22,6 +22,9 @@ type Refresh struct {
 	Interval time.Duration
 	// NotifyURL, when set, receives a POST after each swap.
 	NotifyURL string
+	// Restart, when not nil, restarts the pod in place on a new version
+	// (parse_restart.go).
+	Restart *Restart
 }
 
 // ParseOption changes how Parse checks a pod against the webhook's settings.
@@ -31,6 +34,8 @@ type parseSettings struct {
 	minRefreshInterval time.Duration
 	// noEnvFiles denies env-<name> (see WithEnvFiles in parse_env.go).
 	noEnvFiles bool
+	// restart is the cluster's restart on change (see WithRestart).
+	restart RestartConfig
 }
 
 // WithMinRefreshInterval sets the shortest refresh interval allowed
@@ -101,6 +106,10 @@ func parseRefresh(pod *corev1.Pod, s parseSettings) (*Refresh, field.ErrorList) 
 	return r, nil
 }
 
-// refreshable reports whether the refresh sidecar polls s: a file (an env
-// var is read once, when its container starts) whose version is not pinned.
-func refreshable(s plan.Secret) bool { return s.VersionID == "" && !s.NoFile }
+// polls reports whether the refresh sidecar polls s: a secret whose version
+// is not pinned, and that is a file, or an env var when the pod is restarted
+// on a change (otherwise a variable is read once, when its container
+// starts, and a new version could reach nobody).
+func (r *Refresh) polls(s plan.Secret) bool {
+	return s.VersionID == "" && (!s.NoFile || r.Restart != nil)
+}

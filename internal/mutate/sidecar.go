@@ -80,6 +80,7 @@ func refreshSidecar(init *corev1.Container, r *Refresh) corev1.Container {
 	if r.NotifyURL != "" {
 		c.Args = append(c.Args, flagRefreshNotify+r.NotifyURL)
 	}
+	applyRestart(&c, r.Restart)
 	c.Resources = sidecarResources(init.Resources)
 	return c
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/secretfetch/secretfetch/internal/plan"
 )
 
 // checkRefreshSidecar checks, in a mutated pod that asked for refresh, what
@@ -27,8 +29,10 @@ func checkRefreshSidecar(t *testing.T, pod *corev1.Pod) {
 	if len(sidecar.Args) == 0 || sidecar.Args[0] != flagRefreshInterval+mustInterval(t, pod).String() {
 		t.Errorf("sidecar args %q do not carry the interval", sidecar.Args)
 	}
+	checkRestartRules(t, pod, sidecar)
 	same := sidecar.DeepCopy()
 	same.Name, same.RestartPolicy, same.Args, same.Resources = init.Name, init.RestartPolicy, init.Args, init.Resources
+	same.RestartPolicyRules = init.RestartPolicyRules
 	// The env file is written once, by the init container: the kubelet
 	// reads it only when a container starts, so the sidecar has no mount of
 	// its volume.
@@ -68,5 +72,30 @@ func TestConfigValidateMinRefreshInterval(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("Validate with --min-refresh-interval %v = %v, want ok=%v", d, err, ok)
 		}
+	}
+}
+
+// checkRestartRules: with refresh-restart, the sidecar restarts every
+// container on plan.RestartExitCode, and on nothing else; without it, it
+// has no rules.
+func checkRestartRules(t *testing.T, pod *corev1.Pod, sidecar corev1.Container) {
+	t.Helper()
+	if pod.Annotations[AnnotationRefreshRestart] != "true" {
+		if len(sidecar.RestartPolicyRules) > 0 || slices.Contains(sidecar.Args, flagRefreshRestart) {
+			t.Errorf("the sidecar restarts the pod, which did not ask for it: %v %q", sidecar.RestartPolicyRules, sidecar.Args)
+		}
+		return
+	}
+	want := []corev1.ContainerRestartRule{{
+		Action: corev1.ContainerRestartRuleActionRestartAllContainers,
+		ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{
+			Operator: corev1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{plan.RestartExitCode},
+		},
+	}}
+	if diff := cmp.Diff(want, sidecar.RestartPolicyRules); diff != "" {
+		t.Errorf("the sidecar's restart rules (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(sidecar.Args, flagRefreshRestart) {
+		t.Errorf("sidecar args %q do not turn restart mode on", sidecar.Args)
 	}
 }
