@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -253,4 +254,46 @@ func (d *Dir) removeStale() error {
 		}
 	}
 	return nil
+}
+
+// ReadFile returns the content of the file name in the directory, which
+// must be a regular file of this process's user no larger than limit bytes:
+// a small file of the writer's own that WriteAll wrote, such as the refresh
+// sidecar's restart marker. It never follows a symlink and never blocks on
+// a FIFO. It refuses a file another user owns: in a sticky, world-writable
+// directory (a memory emptyDir's root), anyone who mounts it could have
+// planted one. A missing file is an error wrapping fs.ErrNotExist.
+func (d *Dir) ReadFile(name string, limit int64) ([]byte, error) {
+	if err := checkName(name); err != nil {
+		return nil, fmt.Errorf("reading from %s: %w", d.path, err)
+	}
+	fd, err := unix.Openat(d.fd(), name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("reading %s in %s: it %w", name, d.path, ErrSymlink)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s in %s: %w", name, d.path, err)
+	}
+	file := os.NewFile(uintptr(fd), name)
+	defer file.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("reading %s in %s: %w", name, d.path, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return nil, fmt.Errorf("reading %s in %s: it %w", name, d.path, ErrNotRegular)
+	case st.Uid != uint32(os.Geteuid()):
+		return nil, fmt.Errorf("reading %s in %s: it belongs to user %d, not to this one (%d): %w", name, d.path, st.Uid, os.Geteuid(), ErrForeign)
+	case st.Size > limit:
+		return nil, fmt.Errorf("reading %s in %s: %d bytes, more than the %d allowed", name, d.path, st.Size, limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(file, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s in %s: %w", name, d.path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("reading %s in %s: more than the %d bytes allowed", name, d.path, limit)
+	}
+	return data, nil
 }

@@ -16,3 +16,6 @@ func (d *Dir) CheckMemoryBacked() error { return ErrUnsupported }
 
 // WriteAll fails with ErrUnsupported.
 func (d *Dir) WriteAll([]File) error { return ErrUnsupported }
+
+// ReadFile fails with ErrUnsupported.
+func (d *Dir) ReadFile(string, int64) ([]byte, error) { return nil, ErrUnsupported }

@@ -331,3 +331,57 @@ func TestZero(t *testing.T) {
 		t.Error("Zero left bytes in place")
 	}
 }
+
+// TestReadFile: ReadFile reads back what WriteAll wrote, and refuses what
+// is not a small regular file of this user: a symlink (never followed), a
+// FIFO (never blocked on), a directory, a file over the limit, and a file
+// of another user, which can be planted in a sticky, world-writable root.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	d := open(t, dir)
+	if err := d.WriteAll([]File{{Name: "marker", Mode: 0o400, Data: []byte(`{"v":1}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.ReadFile("marker", 64); err != nil || string(got) != `{"v":1}` {
+		t.Fatalf("ReadFile = %q, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "target"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "big"), bytes.Repeat([]byte("x"), 65), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		want error
+	}{
+		{"absent", fs.ErrNotExist},
+		{"link", ErrSymlink},
+		{"fifo", ErrNotRegular},
+		{"sub", ErrNotRegular},
+		{"big", nil},
+		{"../marker", nil},
+	} {
+		got, err := d.ReadFile(c.name, 64)
+		if err == nil || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("ReadFile(%q) = %q, %v; want an error wrapping %v", c.name, got, err, c.want)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(filepath.Join(dir, "target"), 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.ReadFile("target", 64); !errors.Is(err, ErrForeign) {
+			t.Errorf("ReadFile of another user's file = %v, want %v", err, ErrForeign)
+		}
+	}
+}
