@@ -3,6 +3,10 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -43,4 +47,23 @@ func listEnv(names []string, lookup func(string) (string, bool), showValues bool
 		out = append(out, e)
 	}
 	return out
+}
+
+// processEnv returns a lookup in the environment of another process, read
+// from /proc/<pid>/environ: what that process started with, which is what
+// an app that reads its variables once has. The e2e suite reads the app's
+// own (pid 1 in its container) through `kubectl exec`, whose new process
+// would only show what the kubelet gives a process started now.
+func processEnv(procRoot string, pid int) (func(string) (string, bool), error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "environ"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the environment of process %d: %w", pid, err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return func(name string) (string, bool) { v, ok := env[name]; return v, ok }, nil
 }

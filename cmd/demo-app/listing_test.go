@@ -373,3 +373,31 @@ func TestRunEnv(t *testing.T) {
 		}
 	})
 }
+
+// TestProcessEnv reads another process's environment as /proc shows it:
+// NUL-separated NAME=value entries, values with '=' and new lines intact.
+func TestProcessEnv(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "7"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	environ := "PATH=/bin\x00DB_PASSWORD=a=b\nc\x00EMPTY=\x00"
+	if err := os.WriteFile(filepath.Join(root, "7", "environ"), []byte(environ), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := processEnv(root, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, want string
+		ok         bool
+	}{{"DB_PASSWORD", "a=b\nc", true}, {"EMPTY", "", true}, {"PATH", "/bin", true}, {"MISSING", "", false}} {
+		if got, ok := lookup(tt.name); got != tt.want || ok != tt.ok {
+			t.Errorf("%s: got %d bytes (set %v), want %d bytes (set %v)", tt.name, len(got), ok, len(tt.want), tt.ok)
+		}
+	}
+	if _, err := processEnv(root, 8); err == nil {
+		t.Error("a missing process gave no error")
+	}
+}

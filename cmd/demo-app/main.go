@@ -15,7 +15,9 @@
 //	demo-app [...] --notify-listen 127.0.0.1:PORT
 //
 // --env lists an environment variable (secretfetch.io/env-<name> delivers
-// them) the same way: name, size and hash, and the value only with --once.
+// them) the same way: name, size and hash, and the value only with --once;
+// with --env-pid 1, from the environment the app's own process started
+// with, which a restart in place renews.
 // --json prints the same listing as one JSON object (values base64-encoded),
 // for tests.
 package main
@@ -38,7 +40,16 @@ func main() {
 	notifyAddr := flag.String("notify-listen", "", "also serve this loopback address and log each request (the refresh sidecar's notifications) as one line")
 	sampleFor := flag.Duration("sample", 0, "instead of listing, read the set through ..data again and again for this long, and print each distinct set's SHA-256s as JSON")
 	flag.Var(&o.env, "env", "an environment variable to list next to the files, like a file; repeatable")
+	envPID := flag.Int("env-pid", 0, "list --env from the environment this process started with (/proc/PID/environ), not this one's")
 	flag.Parse()
+	if *envPID > 0 {
+		lookup, err := processEnv("/proc", *envPID)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "demo-app:", err)
+			os.Exit(1)
+		}
+		o.lookup = lookup
+	}
 	if *sampleFor > 0 {
 		if err := sample(o.dir, *sampleFor, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "demo-app:", err)
