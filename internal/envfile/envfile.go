@@ -40,6 +40,14 @@ const MaxLine = 64<<10 - 1
 // carry; init-fetch puts it into the termination message.
 const CodeUnsupportedValue = "UnsupportedEnvValue"
 
+// CodeBinaryValue is the failure code of a secret that holds SecretBinary,
+// which init-fetch never writes into a variable (ErrBinary), even when its
+// bytes would pass Check.
+const CodeBinaryValue = "BinaryEnvValue"
+
+// ErrBinary is the reason for CodeBinaryValue.
+var ErrBinary = errors.New("the secret holds SecretBinary, which an environment variable cannot carry; use a file")
+
 // Var is one environment variable. Its value is secret; its name is not.
 type Var struct {
 	// Name is the key in the file: a name that plan.ValidateEnvName accepts
