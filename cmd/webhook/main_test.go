@@ -26,6 +26,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{"bad region", []string{"--init-image=i", "--default-region=Mars", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--default-region"},
 		{"unknown flag", []string{"--init-img=i"}, "init-img"},
 		{"bad min refresh interval", []string{"--init-image=i", "--min-refresh-interval=48h", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--min-refresh-interval"},
+		{"no connections", []string{"--init-image=i", "--max-connections=0", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--max-connections"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := run(tt.args)

@@ -23,10 +23,11 @@ const (
 )
 
 // guard bounds the admission requests served at once, and the time a client
-// may take to send one. controller-runtime's server sets no read deadline
-// after the headers and no limit on requests, and its Options give no way to
-// set either, so the webhook enforces them per request, in front of the
-// Endpoint.
+// may take to send one's body. net/http's server has no limit on requests,
+// and one read deadline for the headers and body together (ReadTimeout),
+// which cannot cut off a slow body to make room for another, so the webhook
+// enforces both per request, in front of the Endpoint. The headers are
+// bounded by the server (see webhookServer).
 //
 // A slot is held from the end of the headers until the answer is written.
 // Requests that declare a body of at most smallBody bytes (every ordinary
@@ -115,16 +116,9 @@ func registerRefused(reg prometheus.Registerer) (*prometheus.CounterVec, error) 
 		Help: "Admission requests the webhook server refused before reading them whole: busy (every slot taken, answered 429) " +
 			"and slow (still sending the body when a slot was needed, cut off).",
 	}, []string{"reason"})
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		existing, ok := c, false
-		if errors.As(err, &are) {
-			existing, ok = are.ExistingCollector.(*prometheus.CounterVec)
-		}
-		if !ok {
-			return nil, fmt.Errorf("registering the refused requests counter: %w", err)
-		}
-		c = existing
+	c, err := registerOrGet(reg, c)
+	if err != nil {
+		return nil, fmt.Errorf("registering the refused requests counter: %w", err)
 	}
 	c.WithLabelValues(refusedBusy)
 	c.WithLabelValues(refusedSlow)

@@ -1,7 +1,7 @@
-// Package webhook runs the secretfetch admission webhook process: the TLS
-// webhook server of controller-runtime serving mutate.Handler, a health
-// server, and a metrics server. It uses no manager and no Kubernetes client:
-// the webhook makes no API calls.
+// Package webhook runs the secretfetch admission webhook process: an HTTPS
+// server of its own serving mutate.Handler (see webhookServer for why not
+// controller-runtime's), a health server, and a metrics server. It uses no
+// manager and no Kubernetes client: the webhook makes no API calls.
 package webhook
 
 import (
@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -61,9 +63,14 @@ type Config struct {
 	// BodyReadTimeout bounds the time a client may take to send a request's
 	// body, from the end of its headers.
 	BodyReadTimeout time.Duration
-	// evictAfter and queueWait tune the guard; zero means the defaults.
-	// Tests shorten or lengthen them.
-	evictAfter, queueWait time.Duration
+	// MaxConnections caps the open connections of the webhook server, idle
+	// and handshaking ones included; past it the one idle longest is closed
+	// (see connLimiter).
+	MaxConnections int
+	// evictAfter and queueWait tune the guard, and headerTimeout the
+	// server (readHeaderTimeout); zero means the defaults. Tests shorten or
+	// lengthen them.
+	evictAfter, queueWait, headerTimeout time.Duration
 	// Mutate holds the settings of the init container.
 	Mutate mutate.Config
 }
@@ -82,6 +89,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"admission requests with a body over 64 KiB served at once, and an eighth of the requests of up to 64 KiB; more are answered 429 with Retry-After")
 	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", DefaultBodyReadTimeout,
 		"how long a client may take to send a request body; a slower one is cut off")
+	fs.IntVar(&c.MaxConnections, "max-connections", DefaultMaxConnections,
+		"open connections to the webhook server, idle ones included; past it the connection idle (or sending its headers) longest is closed")
 	fs.StringVar(&c.Mutate.InitImage, "init-image", "", "image of the init-fetch init container (required)")
 	fs.StringVar(&c.Mutate.DefaultRegion, "default-region", "",
 		"AWS region for secrets given by name when a pod sets no secretfetch.io/region")
@@ -206,24 +215,41 @@ func Run(ctx context.Context, cfg Config) error {
 			// The handler logs each decision with the request's identity.
 			LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
 		},
-		Log: log.WithName("admission"),
-		// As many reviews decoded at once as there are CPUs to decode them.
-		Work: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		Log:  log.WithName("admission"),
+		Work: make(chan struct{}, maxDecoding()),
 	}
-	guarded, err := newGuard(&finishOnShutdown{next: endpoint, serving: serveCtx}, log.WithName("guard"), metrics.Registry, guardOptions{
+	guarded, err := newGuard(endpoint, log.WithName("guard"), metrics.Registry, guardOptions{
 		maxInFlight: cfg.MaxInFlight, readTimeout: cfg.BodyReadTimeout,
 		evictAfter: orDefault(cfg.evictAfter, defaultEvictAfter), queueWait: orDefault(cfg.queueWait, defaultQueueWait),
 	})
 	if err != nil {
 		return err
 	}
-	srv := crwebhook.NewServer(crwebhook.Options{Host: cfg.Host, Port: cfg.Port, CertDir: cfg.CertDir,
-		TLSOpts: []func(*tls.Config){http11Only}})
-	srv.Register(mutate.Path, guarded)
+	// controller-runtime's server is used for its mux alone: Register
+	// counts and times the requests (controller_runtime_webhook_*). It is
+	// never started.
+	mux := http.NewServeMux()
+	crwebhook.NewServer(crwebhook.Options{WebhookMux: mux}).Register(mutate.Path, guarded)
+	closed, err := registerClosed(metrics.Registry)
+	if err != nil {
+		return err
+	}
+	srv, err := newWebhookServer(mux, serverOptions{
+		addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), certDir: orDefaultDir(cfg.CertDir),
+		maxConnections: cfg.MaxConnections, bodyTimeout: cfg.BodyReadTimeout, headerTimeout: orDefault(cfg.headerTimeout, readHeaderTimeout),
+		// Requests are finished on shutdown, not refused: their context
+		// ends only when their client goes away, as the API server does
+		// when its timeout passes.
+		base: logf.IntoContext(context.WithoutCancel(ctx), log), log: log.WithName("server"), closed: closed,
+	})
+	if err != nil {
+		return err
+	}
 
 	var healthLn net.Listener
 	if cfg.HealthProbeBindAddress != disabled {
 		if healthLn, err = net.Listen("tcp", cfg.HealthProbeBindAddress); err != nil {
+			_ = srv.ln.Close()
 			return fmt.Errorf("listening for health probes: %w", err)
 		}
 	}
@@ -232,6 +258,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// it needs one only for authentication filters, which are not used.
 	metricsSrv, err := metricsserver.NewServer(metricsserver.Options{BindAddress: cfg.MetricsBindAddress}, nil, nil)
 	if err != nil {
+		_ = srv.ln.Close()
 		if healthLn != nil {
 			_ = healthLn.Close()
 		}
@@ -249,8 +276,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var g errgroup.Group
 	g.Go(func() error {
-		// Start returns once every request in flight has been answered.
-		err := srv.Start(logf.IntoContext(serveCtx, log))
+		// serve returns once every request in flight has been answered.
+		err := srv.serve(serveCtx, log)
 		stopAux()
 		if err != nil {
 			err = fmt.Errorf("serving webhooks on port %d: %w", cfg.Port, err)
@@ -260,7 +287,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	if healthLn != nil {
 		g.Go(func() error {
-			err := serveHealth(auxCtx, healthLn, srv.StartedChecker(), &draining)
+			err := serveHealth(auxCtx, healthLn, srv.ready, &draining)
 			if err != nil {
 				err = fmt.Errorf("serving health probes: %w", err)
 				fail(err)
@@ -297,7 +324,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "initImage", cfg.Mutate.InitImage,
 		"defaultRegion", cfg.Mutate.DefaultRegion, "secretsManagerEndpoint", cfg.Mutate.SecretsManagerEndpoint,
-		"stsEndpoint", cfg.Mutate.STSEndpoint, "maxInFlight", cfg.MaxInFlight, "bodyReadTimeout", cfg.BodyReadTimeout, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
+		"stsEndpoint", cfg.Mutate.STSEndpoint, "maxInFlight", cfg.MaxInFlight, "bodyReadTimeout", cfg.BodyReadTimeout,
+		"maxConnections", cfg.MaxConnections, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
 	err = g.Wait()
 	if err == nil {
 		log.Info("shut down")
@@ -305,28 +333,20 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// finishOnShutdown keeps a request's context alive when the server shuts
-// down. controller-runtime's server makes serveCtx the base of every
-// request's context, so stopping the server cancels the requests in flight,
-// and the handler, which stops when its context ends, would refuse them
-// (503) instead of finishing them. The context still ends when the client
-// goes away, as the API server does when its timeout passes.
-type finishOnShutdown struct {
-	next    http.Handler
-	serving context.Context
-}
+// maxDecoding bounds the reviews decoded and handled at once (see
+// mutate.Endpoint.Work): as many as there are CPUs to decode them, and at
+// most 4. The Deployment sets no CPU limit, so GOMAXPROCS is the node's
+// CPUs, and each of the costliest reviews the bounds admit allocates up to
+// about 17 MiB while it is decoded: 4 of them stay well under GOMEMLIMIT.
+func maxDecoding() int { return min(runtime.GOMAXPROCS(0), 4) }
 
-func (f *finishOnShutdown) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
-	defer cancel(nil)
-	stop := context.AfterFunc(r.Context(), func() {
-		// serving ends before the requests' contexts, which derive from it.
-		if f.serving.Err() == nil {
-			cancel(context.Cause(r.Context()))
-		}
-	})
-	defer stop()
-	f.next.ServeHTTP(w, r.WithContext(ctx))
+// orDefaultDir is dir, or controller-runtime's default certificate
+// directory when it is empty.
+func orDefaultDir(dir string) string {
+	if dir == "" {
+		return filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	return dir
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -337,7 +357,7 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // serveHealth serves /healthz (the process is up) and /readyz (the webhook
-// server accepts TLS connections and is not shutting down) until ctx ends.
+// server accepts connections and is not shutting down) until ctx ends.
 func serveHealth(ctx context.Context, ln net.Listener, started healthz.Checker, draining *atomic.Bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", healthz.CheckHandler{Checker: healthz.Ping})

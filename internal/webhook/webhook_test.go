@@ -67,7 +67,7 @@ func testConfig(t *testing.T) (Config, *x509.CertPool) {
 		CertDir: dir, Host: "127.0.0.1", Port: webhooktest.FreePort(t),
 		HealthProbeBindAddress: fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
 		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
-		MaxInFlight:            DefaultMaxInFlight, BodyReadTimeout: DefaultBodyReadTimeout,
+		MaxInFlight:            DefaultMaxInFlight, BodyReadTimeout: DefaultBodyReadTimeout, MaxConnections: DefaultMaxConnections,
 		Mutate: mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"},
 	}, pool
 }
@@ -310,6 +310,24 @@ func TestRunFailsToStart(t *testing.T) {
 			t.Fatalf("Run = %v, want an error naming --max-in-flight", err)
 		}
 	})
+	t.Run("no connections", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		cfg.MaxConnections = 0
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--max-connections") {
+			t.Fatalf("Run = %v, want an error naming --max-connections", err)
+		}
+	})
+	t.Run("webhook port taken", func(t *testing.T) {
+		cfg, _ := testConfig(t)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "listening for webhooks") {
+			t.Fatalf("Run = %v, want an error about the webhook port", err)
+		}
+	})
 	t.Run("no read timeout", func(t *testing.T) {
 		cfg, _ := testConfig(t)
 		cfg.BodyReadTimeout = 0
@@ -337,7 +355,7 @@ func TestBindFlags(t *testing.T) {
 	err := fs.Parse([]string{"--cert-dir=/certs", "--port=10443", "--init-image=img", "--default-region=eu-west-1",
 		"--secretsmanager-endpoint=https://sm.example", "--sts-endpoint=https://sts.example", "--volume-size-limit=4Mi",
 		"--metrics-bind-address=0", "--health-probe-bind-address=:9000", "--shutdown-delay=2s", "--host=127.0.0.1",
-		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s", "--env-files=false",
+		"--allow-node-credentials", "--max-in-flight=3", "--body-read-timeout=4s", "--env-files=false", "--max-connections=9",
 		`--init-resources={"limits":{"cpu":"1","memory":"256Mi"}}`})
 	if err != nil {
 		t.Fatal(err)
@@ -352,7 +370,8 @@ func TestBindFlags(t *testing.T) {
 		cfg.Mutate.SecretsManagerEndpoint != "https://sm.example" || cfg.Mutate.STSEndpoint != "https://sts.example" ||
 		cfg.Mutate.VolumeSizeLimit == nil || cfg.Mutate.VolumeSizeLimit.String() != "4Mi" ||
 		cfg.MetricsBindAddress != "0" || cfg.HealthProbeBindAddress != ":9000" || cfg.ShutdownDelay != 2*time.Second ||
-		cfg.Host != "127.0.0.1" || !cfg.Mutate.AllowNodeCredentials || cfg.MaxInFlight != 3 || cfg.BodyReadTimeout != 4*time.Second {
+		cfg.Host != "127.0.0.1" || !cfg.Mutate.AllowNodeCredentials || cfg.MaxInFlight != 3 || cfg.BodyReadTimeout != 4*time.Second ||
+		cfg.MaxConnections != 9 {
 		t.Errorf("config = %+v", cfg)
 	}
 
@@ -380,7 +399,7 @@ func TestBindFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Mutate.VolumeSizeLimit != nil || cfg.Port != 9443 || cfg.MetricsBindAddress != ":8080" || cfg.HealthProbeBindAddress != ":8081" ||
-		cfg.MaxInFlight != 8 || cfg.BodyReadTimeout != 10*time.Second || cfg.Mutate.NoEnvFiles {
+		cfg.MaxInFlight != 8 || cfg.BodyReadTimeout != 10*time.Second || cfg.MaxConnections != 256 || cfg.Mutate.NoEnvFiles {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	for _, args := range [][]string{{"--env-files"}, {"--env-files=true"}, {"--env-files=false", "--env-files=1"}} {
