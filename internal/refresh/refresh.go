@@ -23,6 +23,20 @@
 // A version ID is compared, stored and sent to the app, so one that does
 // not have the shape of a version ID (fetch.CheckVersionID) is refused,
 // from DescribeSecret as from GetSecretValue.
+//
+// With restart on change (Options.Restart), the pod's containers are
+// restarted for a new version, so that apps that read a file once, or take
+// the value as an environment variable, get it too:
+//
+//	env-only secrets are polled as well -> a new version is checked as the
+//	init container would check it (pattern, key, rendering, and the env
+//	file's rules for a variable) -> files swap as usual -> the rotation goes
+//	to the restart.Scheduler -> when it is due, one more poll finds every
+//	secret good -> the marker is written -> Run returns a *restart.Error
+//
+// A version that would fail the init container restarts nothing: the pod
+// would not come back up. For the same reason a due restart waits while
+// any polled secret fails.
 package refresh
 
 import (
@@ -32,6 +46,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -42,9 +57,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/secretfetch/secretfetch/internal/envfile"
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/render"
+	"github.com/secretfetch/secretfetch/internal/restart"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
@@ -126,6 +143,15 @@ type Options struct {
 	HTTPClient *http.Client
 	// Log receives one JSON line per swap and per failure; nil discards.
 	Log *slog.Logger
+	// Restart, when set, restarts the pod for a new version (see the
+	// package comment): Run returns the *restart.Error of the Scheduler
+	// once the restart is due.
+	Restart *restart.Scheduler
+	// Now and Sleep are the clock Run reads and waits with; nil means the
+	// real one. Sleep returns an error, and only then, when ctx ended
+	// first. Tests pass a clock that moves on without waiting.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Refresher polls and swaps the files of one plan in one directory. Only
@@ -138,6 +164,11 @@ type Refresher struct {
 
 	mu      sync.Mutex
 	clients map[string]API
+
+	// seen holds, by file name, the version last checked of an env-only
+	// secret, which the state of the set does not follow: the state keeps
+	// the version the env file holds, and so the app. Only Poll uses it.
+	seen map[string]FileState
 }
 
 // group is the files of the plan that one GetSecretValue call serves: the
@@ -190,13 +221,34 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	p = withFiles(p)
-	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}}, nil
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.Restart == nil {
+		p = withFiles(p)
+	}
+	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}, seen: map[string]FileState{}}, nil
+}
+
+// sleep waits for d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // withFiles is p with only the secrets that have a file. An env-only secret
 // (plan.Secret.NoFile) is read by the kubelet once, when a container starts,
-// so there is nothing to refresh; and its value must not become a file.
+// so without a restart there is nothing to refresh. (With one, it is polled,
+// and its value never becomes a file either.)
 func withFiles(p *plan.Plan) *plan.Plan {
 	noFile := func(s plan.Secret) bool { return s.NoFile }
 	if !slices.ContainsFunc(p.Secrets, noFile) {
@@ -226,22 +278,78 @@ func groups(p *plan.Plan) []*group {
 }
 
 // Run polls every interval, with jitter, until ctx ends; then it returns
-// nil. A failed poll is logged and never ends the loop.
+// nil. A failed poll is logged and never ends the loop. With
+// Options.Restart, it also wakes when a pending restart is due, polls once
+// more, and returns the *restart.Error to restart the pod with.
 func (r *Refresher) Run(ctx context.Context) error {
-	r.opts.Log.Info("refreshing secrets", "dir", r.plan.Dir, "intervalMs", r.opts.Interval.Milliseconds(),
-		"secrets", len(r.plan.Secrets), "polled", r.polled(), "notify", r.opts.NotifyURL != "")
-	timer := time.NewTimer(r.wait())
-	defer timer.Stop()
+	attrs := []any{"dir", r.plan.Dir, "intervalMs", r.opts.Interval.Milliseconds(),
+		"secrets", len(r.plan.Secrets), "polled", r.polled(), "notify", r.opts.NotifyURL != "", "restart", r.opts.Restart != nil}
+	if s := r.opts.Restart; s != nil {
+		attrs = append(attrs, "restartWindowMs", s.Window().Milliseconds(), "restartSpacingMs", s.Spacing().Milliseconds(),
+			"restartOffsetMs", s.Offset().Milliseconds())
+		if due, ok := s.Due(); ok {
+			attrs = append(attrs, "restartPendingSince", s.Marker().Pending.Since, "restartDue", due)
+		}
+	}
+	r.opts.Log.Info("refreshing secrets", attrs...)
 	for {
-		select {
-		case <-ctx.Done():
+		wait := r.wait()
+		if s := r.opts.Restart; s != nil {
+			if due, ok := s.Due(); ok {
+				if until := due.Sub(r.opts.Now()); until > 0 && until < wait {
+					wait = until
+				}
+			}
+		}
+		if r.opts.Sleep(ctx, wait) != nil {
 			return nil
-		case <-timer.C:
 		}
 		// The report's failures and swap are logged by Poll.
-		_, _ = r.Poll(ctx)
-		timer.Reset(r.wait())
+		rep, err := r.Poll(ctx)
+		if r.opts.Restart == nil {
+			continue
+		}
+		if rerr := r.restartIfDue(rep, err); rerr != nil {
+			return rerr
+		}
 	}
+}
+
+// restartIfDue hands a poll's rotations to the Scheduler, and returns the
+// *restart.Error when the restart is due and nothing holds it back.
+func (r *Refresher) restartIfDue(rep Report, pollErr error) error {
+	s, now := r.opts.Restart, r.opts.Now()
+	if len(rep.Rotations) > 0 {
+		if err := s.Observe(now, rep.Rotations); err != nil {
+			r.opts.Log.Error("could not write the pending restart to the marker; it is kept in memory", "error", fetch.ErrorText(err))
+		}
+		due, _ := s.Due()
+		r.opts.Log.Info("a new version passed every check; the pod restarts at its turn", "rotations", rep.Rotations,
+			"restartDue", due, "restartOffsetMs", s.Offset().Milliseconds())
+	}
+	due, ok := s.Due()
+	if !ok || now.Before(due) {
+		return nil
+	}
+	// The init container fetches every secret again on the way back up, and
+	// one that fails keeps the app from starting: while any fails now, the
+	// restart waits.
+	if pollErr != nil || len(rep.Failures) > 0 {
+		ids := make([]string, 0, len(rep.Failures))
+		for _, f := range rep.Failures {
+			ids = append(ids, f.ID)
+		}
+		r.opts.Log.Warn("holding the restart: the init container would fail now; trying again next interval",
+			"failing", ids, "swapFailed", pollErr != nil)
+		return nil
+	}
+	rerr, err := s.Restart(now)
+	if err != nil {
+		r.opts.Log.Error("holding the restart: the restart marker could not be written, and without it the spacing could not be kept; trying again next interval",
+			"error", fetch.ErrorText(err))
+		return nil
+	}
+	return rerr
 }
 
 // polled counts the secrets that are polled: all but the pinned ones.
@@ -290,6 +398,12 @@ type Report struct {
 	// Changes lists the files switched, when a swap was made.
 	Changes  []Change
 	Failures []Failure
+	// Rotations lists, with Options.Restart, the requests seen at a new
+	// version that passed every check, files and env-only secrets alike,
+	// when the poll kept or swapped its set whole. A request whose previous
+	// version is not known (no state) is not one: the app may hold the new
+	// version already.
+	Rotations []restart.Rotation
 }
 
 // decision is what one poll found for one group.
@@ -309,6 +423,13 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 	defer cancel()
 
 	state := r.readState()
+	// An env-only secret's versions are compared with the one last
+	// checked, not the one the app holds: the rotation was reported then.
+	compare := state
+	if len(r.seen) > 0 {
+		compare = maps.Clone(state)
+		maps.Copy(compare, r.seen)
+	}
 	decisions := make([]*decision, 0, len(r.groups))
 	var rep Report
 	for _, g := range r.groups {
@@ -316,7 +437,7 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 			rep.Pinned++
 			continue
 		}
-		decisions = append(decisions, &decision{g: g, version: currentVersion(state, g)})
+		decisions = append(decisions, &decision{g: g, version: currentVersion(compare, g)})
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, fetch.DefaultConcurrency)
@@ -330,6 +451,8 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 	wg.Wait()
 
 	var files []tmpfs.File
+	var rotations []restart.Rotation
+	seen := map[string]FileState{}
 	changed := map[string]bool{}
 	for _, d := range decisions {
 		switch {
@@ -341,24 +464,54 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 			rep.Unchanged++
 		default:
 			rep.Changed++
+			rot := restart.Rotation{ID: d.g.id, PreviousVersionID: d.version, VersionID: d.results[0].VersionID}
 			for _, res := range d.results {
+				if res.Secret.Env != "" {
+					rot.Envs = append(rot.Envs, res.Secret.Env)
+				}
+				if res.Secret.NoFile {
+					// Checked, and never written here: the init container
+					// writes it into the env file after the restart.
+					clear(res.Value)
+					seen[res.Secret.File] = FileState{File: res.Secret.File, ID: res.Secret.ID, VersionID: res.VersionID}
+					continue
+				}
+				rot.Files = append(rot.Files, res.Secret.File)
 				files = append(files, tmpfs.File{Name: res.Secret.File, Mode: res.Secret.FileMode(), Data: res.Value})
 				changed[res.Secret.File] = true
 				rep.Changes = append(rep.Changes, Change{File: res.Secret.File, ID: res.Secret.ID,
 					VersionID: res.VersionID, PrevVersionID: state[res.Secret.File].VersionID})
 			}
+			if r.opts.Restart == nil {
+				break
+			}
+			if d.version == "" {
+				r.opts.Log.Warn("not restarting for this version: the version the app started with is not known",
+					"id", rot.ID, "files", rot.Files, "envs", rot.Envs, "versionId", rot.VersionID)
+				break
+			}
+			rotations = append(rotations, rot)
 		}
 	}
 	defer tmpfs.Zero(files)
 	if len(files) == 0 {
+		maps.Copy(r.seen, seen)
+		rep.Rotations = rotations
 		return rep, nil
 	}
 
-	// The new state: every file's version after the swap.
+	// The new state: every file's version after the swap. An env-only
+	// secret keeps the version the env file holds.
 	next := State{Version: stateVersion}
 	var keep []string
 	for _, s := range r.plan.Secrets {
-		f := state[s.File]
+		f, ok := state[s.File]
+		if s.NoFile {
+			if ok {
+				next.Files = append(next.Files, f)
+			}
+			continue
+		}
 		if changed[s.File] {
 			for _, c := range rep.Changes {
 				if c.File == s.File {
@@ -387,6 +540,8 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 	default:
 		r.opts.Log.Info("swapped secrets", "dir", r.plan.Dir, "changes", rep.Changes)
 	}
+	maps.Copy(r.seen, seen)
+	rep.Rotations = rotations
 	if r.opts.NotifyURL != "" {
 		r.notify(ctx, rep.Changes)
 	}
@@ -617,6 +772,9 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 	// as init-fetch renders it. A value that no longer renders keeps the
 	// current files, like one that fails its pattern.
 	for i := range results {
+		if results[i].Secret.NoFile {
+			continue
+		}
 		data, rendered, err := render.FileData(results[i].Secret, results[i].Value, results[i].Binary)
 		if err != nil {
 			fetch.ZeroAll(results)
@@ -627,7 +785,35 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 			results[i].Value = data
 		}
 	}
+	// With a restart, the variables are written again too: a value that
+	// the env file can't carry would fail the init container, so it keeps
+	// the current files and restarts nothing.
+	if r.opts.Restart != nil {
+		for i := range results {
+			if code, err := checkEnv(results[i]); err != nil {
+				fetch.ZeroAll(results)
+				return nil, code, fmt.Errorf("env %s (file %s): %w", results[i].Secret.Env, results[i].Secret.File, err)
+			}
+		}
+	}
 	return results, "", nil
+}
+
+// checkEnv checks a value for its environment variable, if it has one, as
+// init-fetch does before it writes the env file: never SecretBinary, and
+// only what the kubelet's env file parser reads back unchanged.
+func checkEnv(res fetch.Result) (string, error) {
+	s := res.Secret
+	if s.Env == "" {
+		return "", nil
+	}
+	if res.Binary {
+		return envfile.CodeBinaryValue, envfile.ErrBinary
+	}
+	if err := envfile.Check(s.Env, res.Value); err != nil {
+		return envfile.CodeUnsupportedValue, err
+	}
+	return "", nil
 }
 
 func fileNames(secrets []plan.Secret) []string {

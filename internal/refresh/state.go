@@ -11,9 +11,10 @@ import (
 const stateVersion = 1
 
 // State is stored with each set of files (tmpfs.Set.State): for each file,
-// the secret and the version it was cut from. It tells a refresh sidecar
-// that starts (or restarts) what the files hold without fetching them. It
-// holds IDs only, never a value.
+// the secret and the version it was cut from, and for each env-only secret
+// (by its plan name, which has no file) the version the env file holds. It
+// tells a refresh sidecar that starts (or restarts) what the files and the
+// app hold without fetching them. It holds IDs only, never a value.
 type State struct {
 	Version int         `json:"version"`
 	Files   []FileState `json:"files"`
