@@ -71,6 +71,12 @@ type Config struct {
 	// server (readHeaderTimeout); zero means the defaults. Tests shorten or
 	// lengthen them.
 	evictAfter, queueWait, headerTimeout time.Duration
+	// RefreshRestart is --refresh-restart: auto (restart on change where
+	// the API server reports 1.36 or later) or false.
+	RefreshRestart string
+	// serverVersion reads the API server's version at start-up; nil means
+	// the kubeconfig's API server (tests replace it).
+	serverVersion func(context.Context) (string, error)
 	// Mutate holds the settings of the init container.
 	Mutate mutate.Config
 }
@@ -103,7 +109,20 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Mutate.MinRefreshInterval, "min-refresh-interval", mutate.DefaultMinRefreshInterval,
 		"the shortest secretfetch.io/refresh-interval a pod may ask for (at most 24h)")
 	fs.Var(notFlag{&c.Mutate.NoEnvFiles}, "env-files",
-		"the cluster supports EnvFiles (fileKeyRef; Kubernetes 1.35 or later): set false on older clusters, where secretfetch.io/env-<name> is then denied")
+		"allow secretfetch.io/env-<name> where the API server reports Kubernetes 1.35 or later (EnvFiles); false denies it everywhere")
+	fs.Func("refresh-restart", "auto: allow secretfetch.io/refresh-restart where the API server reports Kubernetes 1.36 or later (RestartAllContainers); false: deny it everywhere",
+		func(s string) error {
+			if s != restartAuto && s != restartOff {
+				return fmt.Errorf("%q is not auto or false", s)
+			}
+			c.RefreshRestart = s
+			return nil
+		})
+	c.RefreshRestart = restartAuto
+	fs.DurationVar(&c.Mutate.Restart.Window, "refresh-restart-window", mutate.DefaultRestartWindow,
+		"the default secretfetch.io/refresh-restart-window: the restarts of one workload's pods are spread over it (0s: at once; at most 24h)")
+	fs.DurationVar(&c.Mutate.Restart.Spacing, "refresh-restart-spacing", mutate.DefaultRestartSpacing,
+		"the least time between two restarts of one pod for a new secret version (1m to 168h)")
 	fs.Func("volume-size-limit", "sizeLimit of the secrets emptyDir, a quantity such as 4Mi (default: 2 x 64KiB per secret, at least 1Mi)",
 		func(s string) error {
 			if s == "" {
@@ -201,6 +220,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	version := cfg.serverVersion
+	if version == nil {
+		version = serverVersion
+	}
+	applyClusterFeatures(ctx, log, &cfg, version)
 	h, err := mutate.NewHandler(cfg.Mutate, m)
 	if err != nil {
 		return err
