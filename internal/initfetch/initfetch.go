@@ -28,6 +28,7 @@ import (
 	"github.com/secretfetch/secretfetch/internal/clip"
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/restart"
 	"github.com/secretfetch/secretfetch/internal/tmpfs"
 )
 
@@ -50,6 +51,9 @@ type settings struct {
 	clients               fetch.ClientFunc
 	newBackOff            func() backoff.BackOff
 	defaultTerminationLog string
+	// now and sleep are the refresh sidecar's clock; nil means the real one.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // WithClients makes Run use c for Secrets Manager instead of clients built
@@ -63,6 +67,11 @@ func WithBackOff(f func() backoff.BackOff) Option { return func(s *settings) { s
 // touch the real one.
 func withDefaultTerminationLog(path string) Option {
 	return func(s *settings) { s.defaultTerminationLog = path }
+}
+
+// withClock replaces the refresh sidecar's clock, so tests never wait.
+func withClock(now func() time.Time, sleep func(context.Context, time.Duration) error) Option {
+	return func(s *settings) { s.now, s.sleep = now, sleep }
 }
 
 // flags are the command line of init-fetch.
@@ -127,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer, defaultTerminationLog string) (
 	if f.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout is %v; it must be positive", f.timeout)
 	}
-	if err := f.refresh.check(); err != nil {
+	if err := f.refresh.check(f.set); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -137,7 +146,10 @@ func parseFlags(args []string, stderr io.Writer, defaultTerminationLog string) (
 // name; getenv reads the environment (for the plan only: the AWS SDK reads
 // its own settings from the process environment); logs go to stderr as JSON
 // lines. It returns nil when every file was written, and otherwise an error
-// after it has logged the failure and written the termination message.
+// after it has logged the failure and written the termination message. In
+// refresh mode it returns nil when ctx ends, and with --refresh-restart a
+// *restart.Error when the pod is to restart: ExitCode maps each to the
+// process's exit code.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, opts ...Option) error {
 	st := settings{defaultTerminationLog: DefaultTerminationLog}
 	for _, o := range opts {
@@ -157,10 +169,30 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	if err := run(ctx, f, getenv, log, &st); err != nil {
+		var re *restart.Error
+		if errors.As(err, &re) {
+			reportRestart(log, f.terminationLog, f.set["termination-log"], re)
+			return err
+		}
 		reportFailure(log, f.terminationLog, f.set["termination-log"], err)
 		return err
 	}
 	return nil
+}
+
+// ExitCode is the exit code for an error of Run: 0 for none,
+// plan.RestartExitCode for a *restart.Error (the refresh sidecar asking for
+// a restart of the pod, the only use of that code), and 1 for any other.
+func ExitCode(err error) int {
+	var re *restart.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &re):
+		return plan.RestartExitCode
+	default:
+		return 1
+	}
 }
 
 func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Logger, st *settings) error {
@@ -194,7 +226,7 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 		defer files.Close()
 	}
 	if f.refresh.on() {
-		return runRefresh(ctx, f, p, files, getenv, log, st)
+		return runRefresh(ctx, f, p, dir, files, getenv, log, st)
 	}
 	envDir, err := openEnvDir(p, f.allowNonTmpfs, log)
 	if err != nil {

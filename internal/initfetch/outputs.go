@@ -17,7 +17,7 @@ import (
 // Codes of outputs that could not be made from a fetched value.
 const (
 	// CodeBinaryEnv: a SecretBinary cannot be an environment variable.
-	CodeBinaryEnv = "BinaryEnvValue"
+	CodeBinaryEnv = envfile.CodeBinaryValue
 )
 
 // OutputError is a secret whose value was fetched but cannot be delivered
@@ -68,9 +68,10 @@ func (e *OutputsError) Unwrap() []error {
 // own; zero clears them.
 type outputs struct {
 	files []tmpfs.File
-	// fileResults are the results behind files, for the refresh state.
-	fileResults []fetch.Result
-	env         []byte
+	// stateResults are the results behind the files and the env-only
+	// variables, for the refresh state.
+	stateResults []fetch.Result
+	env          []byte
 	// own are the buffers made here, which zero clears; the other files
 	// share their bytes with the fetch results, which the caller zeroes.
 	own [][]byte
@@ -96,13 +97,14 @@ func buildOutputs(p *plan.Plan, results []fetch.Result) (*outputs, error) {
 		}
 		if s.Env != "" {
 			if r.Binary {
-				fail(s.Env, CodeBinaryEnv, errors.New("the secret holds SecretBinary, which an environment variable cannot carry; use a file"))
+				fail(s.Env, CodeBinaryEnv, envfile.ErrBinary)
 			} else {
 				vars = append(vars, envfile.Var{Name: s.Env, Value: r.Value})
 				varSecret = append(varSecret, i)
 			}
 		}
 		if s.NoFile {
+			o.stateResults = append(o.stateResults, r)
 			continue
 		}
 		data, rendered, err := render.FileData(s, r.Value, r.Binary)
@@ -114,7 +116,7 @@ func buildOutputs(p *plan.Plan, results []fetch.Result) (*outputs, error) {
 			o.own = append(o.own, data)
 		}
 		o.files = append(o.files, tmpfs.File{Name: s.File, Mode: s.FileMode(), Data: data})
-		o.fileResults = append(o.fileResults, r)
+		o.stateResults = append(o.stateResults, r)
 	}
 	if len(vars) > 0 {
 		env, err := envfile.Encode(vars)
@@ -175,10 +177,11 @@ func openEnvDir(p *plan.Plan, allowNonTmpfs bool, log *slog.Logger) (*tmpfs.Dir,
 }
 
 // write writes the env file, then the files, in the layout that the refresh
-// sidecar swaps, with the versions it starts from (of the files only: a
-// variable is read once, at container start, and never refreshed). The env
-// file goes first: the kubelet reads it only after this container succeeds,
-// and a failure later leaves the pod stopped either way.
+// sidecar swaps, with the versions it starts from: of the files, and of the
+// env-only variables, which a sidecar that restarts the pod on a new
+// version polls (the others read once, at container start). The env file
+// goes first: the kubelet reads it only after this container succeeds, and
+// a failure later leaves the pod stopped either way.
 func (o *outputs) write(dir, envDir *tmpfs.Dir, log *slog.Logger) error {
 	if envDir != nil {
 		if err := envDir.WriteAll([]tmpfs.File{{Name: plan.EnvFileName, Mode: 0o400, Data: o.env}}); err != nil {
@@ -186,5 +189,5 @@ func (o *outputs) write(dir, envDir *tmpfs.Dir, log *slog.Logger) error {
 		}
 		log.Info("wrote env file", "dir", envDir.Path(), "file", plan.EnvFileName, "bytes", len(o.env))
 	}
-	return dir.WriteSet(tmpfs.Set{Files: o.files, State: refresh.NewState(o.fileResults)})
+	return dir.WriteSet(tmpfs.Set{Files: o.files, State: refresh.NewState(o.stateResults)})
 }
