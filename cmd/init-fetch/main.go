@@ -17,6 +17,9 @@ func main() {
 	err := initfetch.Run(ctx, os.Args[1:], os.Getenv, os.Stderr)
 	stop()
 	if err != nil {
-		os.Exit(1) // Run has logged the error and written the termination message.
+		// Run has logged why and written the termination message. The
+		// exit code is 1, or plan.RestartExitCode when the refresh sidecar
+		// asks for the pod's containers to restart.
+		os.Exit(initfetch.ExitCode(err))
 	}
 }

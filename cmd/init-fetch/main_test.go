@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
@@ -103,7 +105,10 @@ func TestBinary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, extra...)
+		// Bounded, so that a binary that never exits fails the test.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, extra...)
 		cmd.Env = append(env, plan.EnvVar+"="+p)
 		var errBuf bytes.Buffer
 		cmd.Stderr = &errBuf
@@ -189,6 +194,31 @@ func TestBinary(t *testing.T) {
 		code, stderr := run(t, dir)
 		if code != 1 || !strings.Contains(stderr, "not on a memory-backed file system") {
 			t.Errorf("exit code %d, stderr:\n%s", code, stderr)
+		}
+	})
+
+	// The refresh sidecar in restart mode exits with plan.RestartExitCode,
+	// and writes why, once it has seen a new version; a window of 0s and
+	// no restart before mean at once, at the first poll.
+	t.Run("restart on change", func(t *testing.T) {
+		dir := t.TempDir()
+		if code, stderr := run(t, dir, "--allow-non-tmpfs"); code != 0 {
+			t.Fatalf("init: exit code %d, stderr:\n%s", code, stderr)
+		}
+		if _, err := fk.PutSecretValue("app/db", smfake.Value{String: `{"user":"app","password":"pw2-` + canary + `"}`}); err != nil {
+			t.Fatal(err)
+		}
+		termLog := filepath.Join(t.TempDir(), "termination-log")
+		code, stderr := run(t, dir, "--allow-non-tmpfs", "--termination-log", termLog, "--refresh-interval=1s",
+			"--refresh-restart", "--refresh-restart-window=0s", "--refresh-restart-spacing=1m")
+		if code != plan.RestartExitCode {
+			t.Fatalf("exit code %d, want %d; stderr:\n%s", code, plan.RestartExitCode, stderr)
+		}
+		if msg, err := os.ReadFile(termLog); err != nil || string(msg) != "restarted for rotation: app/db" {
+			t.Errorf("termination message %q, %v", msg, err)
+		}
+		if !strings.Contains(stderr, `"msg":"restarting the pod for rotation"`) {
+			t.Errorf("stderr lacks the restart line:\n%s", stderr)
 		}
 	})
 
