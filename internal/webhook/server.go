@@ -102,6 +102,7 @@ func newWebhookServer(handler http.Handler, o serverOptions) (*webhookServer, er
 		return nil, fmt.Errorf("listening for webhooks on %s: %w", o.addr, err)
 	}
 	limited := newConnLimiter(tcp, o.maxConnections, o.closed)
+	handler = limited.serving(handler)
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: watcher.GetCertificate}
 	http11Only(tlsConf)
 	// HTTP/1.1 alone, whatever a client offers (see http11Only).
@@ -115,6 +116,7 @@ func newWebhookServer(handler http.Handler, o serverOptions) (*webhookServer, er
 		IdleTimeout:       idleTimeout,
 		WriteTimeout:      o.bodyTimeout + answerTimeout,
 		BaseContext:       func(net.Listener) context.Context { return o.base },
+		ConnContext:       limited.connContext,
 		ConnState:         limited.track,
 		// A handshake that fails or a client that goes away is not the
 		// webhook's fault; a flood of them must not flood the log.
@@ -168,12 +170,15 @@ func (s *webhookServer) ready(*http.Request) error {
 // connLimiter caps the open connections of a listener, counted from the
 // moment they are accepted, so TLS handshakes, headers being sent and idle
 // keep-alive connections are all included. At the cap, a new connection
-// takes the place of the one that has been idle, or waiting for its
-// headers, longest: the API server sends a request at once, and reopens a
-// connection it finds closed, so the one closed is a slow or hostile
-// client's or costs a handshake. A connection serving a request is never
-// closed (the guard bounds those, and answerTimeout their time); when every
-// one is, the new connection is closed at once.
+// takes the place of another, in this order: one that is closing anyway
+// (net/http keeps a connection half a second after an error answer such as
+// 431), then an idle keep-alive one, then one still in its handshake or
+// first headers; the oldest first in each. The API server sends a request
+// at once, and reopens a connection it finds closed, so the one closed is a
+// slow or hostile client's, or costs a handshake. A connection whose
+// request is being handled is never closed (the guard bounds those, and
+// answerTimeout their time); when every one is, the new connection is
+// closed at once.
 type connLimiter struct {
 	net.Listener
 	max    int
@@ -189,8 +194,9 @@ type limitedConn struct {
 	l         *connLimiter
 	closeOnce sync.Once
 	// guarded by l.mu
-	busy  bool      // serving a request
-	since time.Time // accepted, or idle since
+	busy  bool           // a request is being handled on it
+	state http.ConnState // as net/http last reported it
+	since time.Time      // when it was accepted or its state last changed
 }
 
 func newConnLimiter(ln net.Listener, n int, closed *prometheus.CounterVec) *connLimiter {
@@ -226,7 +232,7 @@ func (l *connLimiter) admit(c *limitedConn) (admitted bool, evicted *limitedConn
 	defer l.mu.Unlock()
 	if len(l.conns) >= l.max {
 		for o := range l.conns {
-			if !o.busy && (evicted == nil || o.since.Before(evicted.since)) {
+			if !o.busy && (evicted == nil || evictFirst(o, evicted)) {
 				evicted = o
 			}
 		}
@@ -239,8 +245,71 @@ func (l *connLimiter) admit(c *limitedConn) (admitted bool, evicted *limitedConn
 	return true, evicted
 }
 
-// track follows the state of the server's connections (http.Server's
-// ConnState).
+// evictFirst reports whether a is to be evicted before b (neither busy).
+func evictFirst(a, b *limitedConn) bool {
+	if ra, rb := evictRank(a.state), evictRank(b.state); ra != rb {
+		return ra < rb
+	}
+	return a.since.Before(b.since)
+}
+
+// evictRank orders the states of connections that are not busy. Active and
+// not busy is a connection closing after an error answer (or, for a few
+// microseconds, one whose handler is about to run: since is then the
+// newest of all).
+func evictRank(s http.ConnState) int {
+	switch s {
+	case http.StateActive:
+		return 0
+	case http.StateIdle:
+		return 1
+	default: // StateNew: in its handshake or first headers
+		return 2
+	}
+}
+
+// connKey is the context key of a request's *limitedConn.
+type connKey struct{}
+
+// connContext puts a connection in the context of its requests
+// (http.Server's ConnContext), for serving.
+func (l *connLimiter) connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitedConn); ok {
+		return context.WithValue(ctx, connKey{}, lc)
+	}
+	return ctx
+}
+
+// serving marks a request's connection busy while next handles it. Busy
+// means handled, not net/http's StateActive, which also covers the half
+// second a connection lingers after an error answer such as 431: under a
+// flood of those, the lingering connections would be the ones kept and a
+// new client's the one closed.
+func (l *connLimiter) serving(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lc, ok := r.Context().Value(connKey{}).(*limitedConn)
+		if ok {
+			l.setBusy(lc, true)
+			defer l.setBusy(lc, false)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (l *connLimiter) setBusy(c *limitedConn, busy bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c.busy = busy
+	if !busy {
+		c.since = time.Now()
+	}
+}
+
+// track follows the state of the server's connections, and forgets them
+// as they close (http.Server's ConnState).
 func (l *connLimiter) track(c net.Conn, state http.ConnState) {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -250,15 +319,12 @@ func (l *connLimiter) track(c net.Conn, state http.ConnState) {
 		return
 	}
 	switch state {
-	case http.StateActive, http.StateIdle:
-		l.mu.Lock()
-		lc.busy = state == http.StateActive
-		if !lc.busy {
-			lc.since = time.Now()
-		}
-		l.mu.Unlock()
 	case http.StateHijacked, http.StateClosed:
 		lc.forget()
+	default:
+		l.mu.Lock()
+		lc.state, lc.since = state, time.Now()
+		l.mu.Unlock()
 	}
 }
 

@@ -161,12 +161,13 @@ func TestConnLimiter(t *testing.T) {
 	l := newConnLimiter(tcp, 2, closed)
 	release := make(chan struct{})
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Handler: l.serving(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/wait" {
 				<-release
 			}
 			io.WriteString(w, "ok")
-		}),
+		})),
+		ConnContext:       l.connContext,
 		ConnState:         l.track,
 		ReadHeaderTimeout: time.Minute,
 	}
@@ -232,6 +233,58 @@ func TestConnLimiter(t *testing.T) {
 	}
 	if n := l.open(); n > 2 {
 		t.Errorf("%d connections counted, more than the cap of 2", n)
+	}
+}
+
+// TestConnLimiterEvictsClosingFirst: at the cap, a connection closing after
+// an error answer (net/http keeps it half a second) is evicted before one
+// that has not sent its request yet, though that one is older.
+func TestConnLimiterEvictsClosingFirst(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "closed"}, []string{"reason"})
+	l := newConnLimiter(tcp, 2, closed)
+	srv := &http.Server{
+		Handler:     l.serving(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })),
+		ConnContext: l.connContext, ConnState: l.track,
+		MaxHeaderBytes: 1 << 10, ReadHeaderTimeout: time.Minute,
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	dial := func(t *testing.T) net.Conn {
+		conn, err := net.Dial("tcp", tcp.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	statusLine := func(conn net.Conn) string {
+		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+
+	waiting := dial(t)
+	for deadline := time.Now().Add(20 * time.Second); l.open() != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection was never counted")
+		}
+	}
+	refused := dial(t)
+	fmt.Fprintf(refused, "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", strings.Repeat("a", 8<<10))
+	if got := statusLine(refused); !strings.Contains(got, "431") {
+		t.Fatalf("answer %q, want 431", got)
+	}
+	served := dial(t)
+	io.WriteString(served, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if got := statusLine(served); got != "HTTP/1.1 200 OK" {
+		t.Fatalf("answer %q, want 200", got)
+	}
+	if closedWithin(waiting, 100*time.Millisecond) {
+		t.Error("the connection that had not sent its request was evicted, not the one closing after a 431")
 	}
 }
 
