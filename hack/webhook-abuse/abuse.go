@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,9 +39,18 @@ type config struct {
 	reconnectPause time.Duration
 	gogc           string
 	// crafted is the number of clients that send, over and over, a whole
-	// review just under the webhook's JSON object cap: a pod of empty
-	// containers, each a few bytes of JSON and a large struct once decoded.
-	crafted int
+	// review of the kind craftedKind names (see craftedBody): few bytes
+	// of JSON each that decode into large structs.
+	crafted     int
+	craftedKind string
+	// headers is the number of connections that each send headerBytes of
+	// headers without the blank line that ends them, and wait.
+	headers     int
+	headerBytes int
+	headerLine  int // bytes of each header line
+	// memoryLimitMiB, when not 0, runs the webhook in a memory cgroup of
+	// that many MiB, as the Deployment's limit (256).
+	memoryLimitMiB int64
 }
 
 // tally counts the outcomes of abusive requests by what the server did.
@@ -84,8 +94,15 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	if c.binary == "" {
 		return errors.New("--binary is required")
 	}
-	if c.slow < 0 || c.streams < 0 || c.bodyBytes < 2 || c.hold <= 0 || c.probeEvery <= 0 {
-		return errors.New("--slow and --streams must be >= 0, --body-bytes >= 2, --hold and --probe-every > 0")
+	if c.slow < 0 || c.streams < 0 || c.headers < 0 || c.bodyBytes < 2 || c.headerBytes < 1 || c.headerLine < 1 || c.hold <= 0 || c.probeEvery <= 0 {
+		return errors.New("--slow, --streams and --headers must be >= 0, --body-bytes >= 2, --header-bytes and --header-line-bytes >= 1, --hold and --probe-every > 0")
+	}
+	var crafted []byte
+	if c.crafted > 0 {
+		var err error
+		if crafted, err = craftedBody(c.craftedKind); err != nil {
+			return err
+		}
 	}
 	review, err := os.ReadFile(c.reviewFile)
 	if err != nil {
@@ -106,12 +123,13 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(bundle.CACert)
 
-	wh, err := startWebhook(ctx, c.binary, dir, c.gogc)
+	wh, err := startWebhook(ctx, c.binary, dir, c.gogc, c.memoryLimitMiB<<20)
 	if err != nil {
 		return err
 	}
 	defer wh.stop()
 	baseRSS := wh.status("VmRSS")
+	go wh.sampleRSS(100 * time.Millisecond)
 
 	tlsConf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	attackCtx, endAttack := context.WithTimeout(ctx, c.hold)
@@ -139,12 +157,14 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 	}
 
-	var craftedTally tally
-	if c.crafted > 0 {
-		crafted := craftedReview(9990)
-		for range c.crafted {
-			wg.Go(func() { craftedLoop(attackCtx, wh.addr, tlsConf, crafted, &craftedTally) })
-		}
+	var craftedTally, headerTally tally
+	for range c.crafted {
+		wg.Go(func() { craftedLoop(attackCtx, wh.addr, tlsConf, crafted, &craftedTally) })
+	}
+	for range c.headers {
+		wg.Go(func() {
+			headerLoop(attackCtx, wh.addr, tlsConf, c.headerBytes, c.headerLine, c.reconnectPause, &headerTally)
+		})
 	}
 
 	// Let the abusive bodies arrive before the first normal review.
@@ -166,38 +186,68 @@ probing:
 	}
 	endAttack()
 	wg.Wait()
-	hwm := wh.status("VmHWM")
+	hwm := max(wh.status("VmHWM"), int(wh.maxRSS.Load()))
 
 	fmt.Fprintf(out, "webhook %s on %s, %d slow-body connections and %d %s, bodies of %d bytes (all but the last sent), held %v\n",
 		c.binary, wh.addr, c.slow, c.streams, streamsHow, c.bodyBytes, c.hold)
 	fmt.Fprintf(out, "clients cut off reconnect after %v; webhook GOGC=%s GOMEMLIMIT=200MiB; CPU: webhook %v, this process %v\n",
 		c.reconnectPause, c.gogc, wh.cpu().Round(10*time.Millisecond), selfCPU().Round(10*time.Millisecond))
 	fmt.Fprintf(out, "webhook RSS: %d MiB at rest, peak %d MiB (VmHWM)\n", baseRSS>>10, hwm>>10)
+	if wh.cgroup != nil {
+		fmt.Fprintf(out, "memory cgroup of %d MiB: peak %d MiB (page cache included), %d OOM kills\n",
+			c.memoryLimitMiB, wh.cgroup.peak()>>20, wh.cgroup.oomKills())
+	}
+	select {
+	case <-wh.done:
+		fmt.Fprintf(out, "THE WEBHOOK DIED during the attack: %v\n", wh.cmd.ProcessState)
+	default:
+	}
 	fmt.Fprintf(out, "slow bodies: %s\n", &slowTally)
 	fmt.Fprintf(out, "streams:     %s\n", &streamTally)
+	if c.headers > 0 {
+		fmt.Fprintf(out, "headers:     %d connections of %d bytes of headers in lines of %d: %s\n", c.headers, c.headerBytes, c.headerLine, &headerTally)
+	}
 	if c.crafted > 0 {
-		fmt.Fprintf(out, "crafted:     %d clients: %s\n", c.crafted, &craftedTally)
+		fmt.Fprintf(out, "crafted:     %d clients, %s review of %d bytes: %s\n", c.crafted, c.craftedKind, len(crafted), &craftedTally)
 	}
 	fmt.Fprintln(out, summarize(probes))
 	return nil
 }
 
-// craftedReview is an AdmissionReview of an opted-in pod with n empty
-// containers: n+7 JSON objects in about 3n bytes.
-func craftedReview(n int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"crafted",` +
+// maxReviewBody is the webhook's cap on a body, 3.5 MiB.
+const maxReviewBody = 7 << 19
+
+// craftedBody is a crafted review of an opted-in pod:
+//
+//   - empty-containers: 9,990 empty containers ("{}," each), just under the
+//     10,000-object cap of the first round of hardening.
+//   - zeros: containers of "0," up to 3.5 MiB, about 1.8 million, which the
+//     object cap let through: each decodes to a 408-byte container and a
+//     type error.
+//   - at-caps: containers, init containers and ephemeral containers of
+//     2,048 nulls each, padded with spaces to 3.5 MiB: the costliest review
+//     the decode bounds of the second round admit.
+func craftedBody(kind string) ([]byte, error) {
+	const head = `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"crafted",` +
 		`"kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},` +
 		`"operation":"CREATE","namespace":"abuse","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"crafted",` +
-		`"annotations":{"secretfetch.io/inject":"true","secretfetch.io/secret-db":"prod/db"}},"spec":{"containers":[`)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("{}")
+		`"annotations":{"secretfetch.io/inject":"true","secretfetch.io/secret-db":"prod/db"}},"spec":{`
+	const tail = `}}}}`
+	list := func(name, elem string, n int) string {
+		return `"` + name + `":[` + strings.TrimSuffix(strings.Repeat(elem+",", n), ",") + `]`
 	}
-	b.WriteString(`]}}}}`)
-	return b.Bytes()
+	switch kind {
+	case "empty-containers":
+		return []byte(head + list("containers", "{}", 9990) + tail), nil
+	case "zeros":
+		n := (maxReviewBody - len(head) - len(tail) - len(`"containers":[]`) + 1) / 2
+		return []byte(head + list("containers", "0", n) + tail), nil
+	case "at-caps":
+		b := []byte(head + list("containers", "null", 2048) + "," + list("initContainers", "null", 2048) + "," +
+			list("ephemeralContainers", "null", 2048) + tail)
+		return append(b, bytes.Repeat([]byte(" "), maxReviewBody-len(b))...), nil
+	}
+	return nil, fmt.Errorf("--crafted-review %q is not empty-containers, zeros or at-caps", kind)
 }
 
 // craftedLoop sends review until ctx ends, one request after another on
@@ -248,9 +298,11 @@ func summarize(probes []probe) string {
 
 // webhook is the started binary.
 type webhook struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
+	cmd    *exec.Cmd
+	addr   string
+	done   chan struct{}
+	cgroup *memoryCgroup // nil without --memory-limit-mib
+	maxRSS atomic.Int64  // the largest VmRSS sampled, in kB
 }
 
 func freePort() (int, error) {
@@ -263,8 +315,9 @@ func freePort() (int, error) {
 }
 
 // startWebhook starts the binary on loopback with the GOGC and GOMEMLIMIT of
-// manifests/base/deployment.yaml, and waits until it is ready.
-func startWebhook(ctx context.Context, binary, certDir, gogc string) (*webhook, error) {
+// manifests/base/deployment.yaml, in a memory cgroup of memoryLimit bytes
+// unless it is 0, and waits until it is ready.
+func startWebhook(ctx context.Context, binary, certDir, gogc string, memoryLimit int64) (*webhook, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -284,6 +337,17 @@ func startWebhook(ctx context.Context, binary, certDir, gogc string) (*webhook, 
 	}
 	w := &webhook{cmd: cmd, addr: fmt.Sprintf("127.0.0.1:%d", port), done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(w.done) }()
+	if memoryLimit > 0 {
+		cg, err := newMemoryCgroup(memoryLimit)
+		if err == nil {
+			err = cg.add(cmd.Process.Pid)
+			w.cgroup = cg
+		}
+		if err != nil {
+			w.stop()
+			return nil, err
+		}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", health))
@@ -308,7 +372,8 @@ func startWebhook(ctx context.Context, binary, certDir, gogc string) (*webhook, 
 	}
 }
 
-// stop sends SIGTERM to the webhook it started, and SIGKILL after 10 s.
+// stop sends SIGTERM to the webhook it started, and SIGKILL after 10 s,
+// then removes its cgroup.
 func (w *webhook) stop() {
 	_ = w.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -316,6 +381,28 @@ func (w *webhook) stop() {
 	case <-time.After(10 * time.Second):
 		_ = w.cmd.Process.Kill()
 		<-w.done
+	}
+	if w.cgroup != nil {
+		if err := w.cgroup.remove(); err != nil {
+			fmt.Fprintln(os.Stderr, "webhook-abuse: removing the memory cgroup:", err)
+		}
+	}
+}
+
+// sampleRSS records the largest VmRSS until the webhook exits: VmHWM is
+// gone with a webhook that was killed.
+func (w *webhook) sampleRSS(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+			if rss := int64(w.status("VmRSS")); rss > w.maxRSS.Load() {
+				w.maxRSS.Store(rss)
+			}
+		}
 	}
 }
 
@@ -408,6 +495,66 @@ func stall(ctx context.Context, addr string, conf *tls.Config, junk []byte, leng
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	return answerOutcome(resp.StatusCode, b)
+}
+
+// headerLoop, until ctx ends, opens an HTTP/1.1 connection, sends size
+// bytes of headers, in lines of up to line bytes, without the blank line
+// that would end them, and waits for the server to answer or close; then it
+// starts again.
+func headerLoop(ctx context.Context, addr string, conf *tls.Config, size, line int, pause time.Duration, t *tally) {
+	for ctx.Err() == nil {
+		t.add(holdHeaders(ctx, addr, conf, size, line))
+		sleep(ctx, pause)
+	}
+}
+
+func holdHeaders(ctx context.Context, addr string, conf *tls.Config, size, line int) string {
+	d := tls.Dialer{Config: conf.Clone()}
+	d.Config.NextProtos = []string{"http/1.1"}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "held to the end"
+		}
+		return "dial failed"
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	go func() {
+		// The writes block once the server stops reading, and fail once
+		// it closes.
+		w := bufio.NewWriterSize(conn, 64<<10)
+		fmt.Fprintf(w, "POST /mutate-v1-pod HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n")
+		pad := strings.Repeat("a", line)
+		for i, sent := 0, 0; sent < size; i++ {
+			n, err := fmt.Fprintf(w, "X-Pad-%05d: %s\r\n", i, pad[:min(len(pad), max(size-sent-15, 1))])
+			if err != nil {
+				return
+			}
+			sent += n
+		}
+		_ = w.Flush()
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "held to the end"
+		}
+		return "closed without an answer"
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("HTTP %d", resp.StatusCode)
+}
+
+// lastPart is the last part of an error's message, what went wrong without
+// the context around it ("EOF", "connection reset by peer").
+func lastPart(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
 }
 
 // answerOutcome names an answer by its HTTP status and the review's code.
@@ -503,7 +650,7 @@ func normalReview(ctx context.Context, addr string, conf *tls.Config, review []b
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return probe{latency: time.Since(start), outcome: "failed"}
+		return probe{latency: time.Since(start), outcome: "failed: " + lastPart(err)}
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()

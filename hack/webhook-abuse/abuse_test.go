@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -35,5 +36,25 @@ func TestSummarize(t *testing.T) {
 	}
 	if got := summarize([]probe{{outcome: "failed"}}); !strings.Contains(got, "none injected") {
 		t.Errorf("summarize with no injection = %q", got)
+	}
+}
+
+// TestCraftedBody: every crafted review is JSON, and fits in the webhook's
+// body cap; the one at the caps fills it.
+func TestCraftedBody(t *testing.T) {
+	for _, kind := range []string{"empty-containers", "zeros", "at-caps"} {
+		b, err := craftedBody(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(b) || len(b) > maxReviewBody {
+			t.Errorf("%s: %d bytes, valid JSON %v; want JSON of at most %d bytes", kind, len(b), json.Valid(b), maxReviewBody)
+		}
+		if kind == "at-caps" && len(b) != maxReviewBody {
+			t.Errorf("at-caps: %d bytes, want %d", len(b), maxReviewBody)
+		}
+	}
+	if _, err := craftedBody("other"); err == nil {
+		t.Error("an unknown kind was accepted")
 	}
 }

@@ -3,11 +3,17 @@
 // that send a large body all but its last byte and then stall (slow bodies),
 // and many HTTP/2 streams on one connection doing the same. While the attack
 // holds, it sends a normal review every --probe-every over a fresh
-// connection. It prints the webhook's peak RSS (VmHWM from /proc) and the
-// normal reviews' latency, then stops the webhook and exits.
+// connection. It can add connections that send most of 1 MiB of headers and
+// never end them (--headers), and clients that send crafted reviews, few
+// bytes that decode into large structs (--crafted). It prints the webhook's
+// peak RSS (VmHWM from /proc) and the normal reviews' latency, then stops
+// the webhook and exits. With --memory-limit-mib the webhook runs in a
+// memory cgroup of that size, made under this process's own, as in its
+// Deployment, and the tool says whether it was OOM-killed.
 //
 //	go build -o /tmp/webhook ./cmd/webhook
 //	go run ./hack/webhook-abuse --binary /tmp/webhook
+//	go run ./hack/webhook-abuse --binary /tmp/webhook --headers 100 --memory-limit-mib 256
 //
 // It listens on and connects to 127.0.0.1 only. Everything it starts, it
 // stops: the attack ends after --hold, and the webhook gets SIGTERM, then
@@ -35,7 +41,13 @@ func main() {
 	flag.DurationVar(&c.probeEvery, "probe-every", 500*time.Millisecond, "interval between normal reviews during the attack")
 	flag.DurationVar(&c.reconnectPause, "reconnect-pause", 0, "how long a client cut off by the server waits before it tries again")
 	flag.StringVar(&c.gogc, "gogc", "400", "GOGC of the webhook (manifests/base/deployment.yaml sets 400; GOMEMLIMIT is 200MiB as there)")
-	flag.IntVar(&c.crafted, "crafted", 0, "clients that send, back to back, a review of an opted-in pod of 9,990 empty containers (just under the JSON object cap)")
+	flag.IntVar(&c.crafted, "crafted", 0, "clients that send, back to back, the review --crafted-review names")
+	flag.StringVar(&c.craftedKind, "crafted-review", "empty-containers",
+		"empty-containers (9,990 of them, under the first round's object cap), zeros (3.5 MiB of 0s in containers) or at-caps (the costliest review the decode bounds admit)")
+	flag.IntVar(&c.headers, "headers", 0, "connections that each send --header-bytes of headers, never ended, and wait")
+	flag.IntVar(&c.headerBytes, "header-bytes", 1<<20-8<<10, "bytes of headers each --headers connection sends (default: just under net/http's default 1 MiB limit)")
+	flag.IntVar(&c.headerLine, "header-line-bytes", 1000, "bytes of each header line of the --headers connections")
+	flag.Int64Var(&c.memoryLimitMiB, "memory-limit-mib", 0, "run the webhook in a memory cgroup of this many MiB (the Deployment's limit is 256; needs root); 0 for none")
 	flag.StringVar(&c.reviewFile, "review", "hack/testdata/admissionreview.json", "the normal AdmissionReview")
 	flag.Parse()
 
