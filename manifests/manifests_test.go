@@ -267,7 +267,8 @@ func TestMatchCondition(t *testing.T) {
 func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pki.Bundle) {
 	t.Helper()
 
-	// The webhook makes no API calls: nothing may grant it permissions.
+	// The webhook reads only /version, which every client may: nothing may
+	// grant it permissions.
 	for _, o := range objs {
 		switch o.Kind {
 		case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding":
@@ -303,8 +304,10 @@ func checkWebhookStack(t *testing.T, objs []object, want wantOverlay, bundle *pk
 	if spec.ServiceAccountName != webhookName {
 		t.Errorf("serviceAccountName = %q", spec.ServiceAccountName)
 	}
-	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-		t.Errorf("pod automountServiceAccountToken = %v, want false", deref(spec.AutomountServiceAccountToken))
+	// A token for GET /version at start-up; the ServiceAccount has no RBAC
+	// (checkWebhookStack fails on any Role or binding above).
+	if spec.AutomountServiceAccountToken == nil || !*spec.AutomountServiceAccountToken {
+		t.Errorf("pod automountServiceAccountToken = %v, want true: the webhook reads the API server's version", deref(spec.AutomountServiceAccountToken))
 	}
 	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds < 10 {
 		t.Errorf("terminationGracePeriodSeconds = %v, want room to drain (>= 10)", deref(spec.TerminationGracePeriodSeconds))
