@@ -27,7 +27,11 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const initImage = "ghcr.io/secretfetch/init-fetch:v0.1.0"
+const (
+	initImage = "ghcr.io/secretfetch/init-fetch:v0.1.0"
+	// prodDB is a partial ARN: the ARN of prod/db without AWS's suffix.
+	prodDB = "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db"
+)
 
 // policyEnv is an API server holding the base's policies, their bindings and
 // ConfigMaps (policyParams among them).
@@ -220,6 +224,9 @@ func TestPolicies(t *testing.T) {
 		"secretfetch.io/allowed-secrets": "team-a/, arn:aws:secretsmanager:us-east-1:111122223333:secret:shared/",
 	})
 	e.namespace(t, "locked", map[string]string{"secretfetch.io/allowed-secrets": ""})
+	e.namespace(t, "exact", map[string]string{
+		"secretfetch.io/allowed-secrets": "shared/db, " + prodDB + ", team-a/",
+	})
 	var wide []string
 	for i := range 65 {
 		wide = append(wide, fmt.Sprintf("team-%d/", i))
@@ -227,6 +234,14 @@ func TestPolicies(t *testing.T) {
 	e.namespace(t, "wide", map[string]string{"secretfetch.io/allowed-secrets": strings.Join(wide, ",")})
 
 	optIn := annotate("secretfetch.io/inject", "true", "secretfetch.io/secret-db", "prod/db")
+	// Wait until both bindings are in force: only a denial by each shows it,
+	// and a case that wants a pod admitted proves nothing before.
+	eventually(t, func() error {
+		return checkOutcome(e.admit(t.Context(), pod("apps", optIn)), []string{"secretfetch-injected"})
+	})
+	eventually(t, func() error {
+		return checkOutcome(e.admit(t.Context(), pod("locked", annotate("secretfetch.io/secret-db", "x"))), []string{"secretfetch-allowed-secrets"})
+	})
 	tests := []struct {
 		name  string
 		pod   *corev1.Pod
@@ -266,8 +281,26 @@ func TestPolicies(t *testing.T) {
 			"secretfetch.io/secret-a", "team-a/a", "secretfetch.io/secret-b", "other/b")), []string{`secretfetch.io/secret-b="other/b"`}},
 		{"an injected pod in an allowed namespace", pod("team-a", optIn, injected(initImage), annotate("secretfetch.io/secret-db", "team-a/db")), nil},
 		{"an empty allow list allows nothing", pod("locked", annotate("secretfetch.io/secret-db", "x")), []string{"secretfetch.io/allowed-secrets"}},
-		{"more prefixes than the policy's bound", pod("wide", annotate("secretfetch.io/secret-db", "team-1/db")), []string{
-			"65 prefixes", "(at most 64)"}},
+		{"more entries than the policy's bound", pod("wide", annotate("secretfetch.io/secret-db", "team-1/db")), []string{
+			"65 entries", "(at most 64)"}},
+		// An entry that ends in / is a prefix; any other is one name or ARN,
+		// and an ARN entry also admits AWS's random suffix.
+		{"an exact name", pod("exact", annotate("secretfetch.io/secret-db", "shared/db")), nil},
+		{"a name that an exact entry begins", pod("exact", annotate("secretfetch.io/secret-db", "shared/db-admin")), []string{
+			`secretfetch.io/secret-db="shared/db-admin"`, "matches no entry of the namespace annotation secretfetch.io/allowed-secrets",
+			`"shared/db,` + prodDB + `,team-a/"`, "an entry that ends in / is a prefix; any other is one exact name or ARN"}},
+		{"a path under an exact name", pod("exact", annotate("secretfetch.io/secret-db", "shared/db/x")), []string{`"shared/db/x"`}},
+		{"a name entry takes no suffix", pod("exact", annotate("secretfetch.io/secret-db", "shared/db-AbCdEf")), []string{`"shared/db-AbCdEf"`}},
+		{"an exact ARN", pod("exact", annotate("secretfetch.io/secret-db", prodDB)), nil},
+		{"an exact ARN with its suffix", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"-AbCdEf")), nil},
+		{"an ARN with a five-character suffix", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"-AbCdE")), []string{prodDB + `-AbCdE"`}},
+		{"an ARN with a seven-character suffix", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"-AbCdEfG")), []string{prodDB + `-AbCdEfG"`}},
+		{"an ARN with a suffix that is not alphanumeric", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"-AbC_Ef")), []string{prodDB + `-AbC_Ef"`}},
+		{"an ARN with a suffix and more", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"-AbCdEf/x")), []string{prodDB + `-AbCdEf/x"`}},
+		{"an ARN that an exact ARN begins", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"2")), []string{prodDB + `2"`}},
+		{"an ARN without a hyphen before the suffix", pod("exact", annotate("secretfetch.io/secret-db", prodDB+"xAbCdEf")), []string{prodDB + `xAbCdEf"`}},
+		{"a name under a prefix entry", pod("exact", annotate("secretfetch.io/secret-db", "team-a/x/y")), nil},
+		{"a name that a prefix entry without its slash begins", pod("exact", annotate("secretfetch.io/secret-db", "team-ab/x")), []string{`"team-ab/x"`}},
 		{"an unannotated namespace, default any", pod("apps", annotate("secretfetch.io/secret-db", "anything/at-all")), nil},
 	}
 	for _, tt := range tests {
