@@ -13,6 +13,7 @@ import (
 
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/render"
+	"github.com/secretfetch/secretfetch/internal/restart"
 )
 
 // Environment variables the webhook sets on the init container.
@@ -130,8 +131,10 @@ const (
 //
 // A file holds at most AWS's 64 KiB, and a rendered file at most
 // render.MaxSize of it; an env-only secret writes no file here. Each set
-// also carries the refresh state (IDs, file names and version IDs).
-func volumeSize(cfg Config, p *plan.Plan) resource.Quantity {
+// also carries the refresh state (IDs, file names and version IDs). With
+// restart on change, the refresh sidecar keeps a marker in the volume's root,
+// and rewrites it through a temporary file: two of them at their largest.
+func volumeSize(cfg Config, p *plan.Plan, restartMarker bool) resource.Quantity {
 	if cfg.VolumeSizeLimit != nil {
 		return cfg.VolumeSizeLimit.DeepCopy()
 	}
@@ -148,7 +151,11 @@ func volumeSize(cfg Config, p *plan.Plan) resource.Quantity {
 		set += pages(size)
 	}
 	set += pages(state)
-	return *resource.NewQuantity(max(minVolumeSize, 2*set), resource.BinarySI)
+	size := 2 * set
+	if restartMarker {
+		size += 2 * pages(restart.MaxMarker)
+	}
+	return *resource.NewQuantity(max(minVolumeSize, size), resource.BinarySI)
 }
 
 const (
@@ -261,7 +268,7 @@ func Apply(pod *corev1.Pod, inj *Injection, cfg Config) error {
 			return fmt.Errorf("encoding the plan: %w", err)
 		}
 	}
-	size := volumeSize(cfg, &inj.Plan)
+	size := volumeSize(cfg, &inj.Plan, inj.Refresh != nil && inj.Refresh.Restart != nil)
 	ensureVolume(pod, VolumeName, size)
 	setInitContainer(pod, initContainer(pod, inj, cfg, encoded, size))
 

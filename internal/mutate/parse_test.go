@@ -498,7 +498,7 @@ func TestVolumeSize(t *testing.T) {
 			}
 			p.Secrets = append(p.Secrets, s)
 		}
-		q := volumeSize(testConfig, &p)
+		q := volumeSize(testConfig, &p, false)
 		if got := q.String(); got != tt.want {
 			t.Errorf("volumeSize(%d raw, %d rendered, %d env-only) = %s, want %s", tt.raw, tt.rendered, tt.envOnly, got, tt.want)
 		}

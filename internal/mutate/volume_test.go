@@ -49,7 +49,7 @@ func TestVolumeSizeHoldsTwoWorstSets(t *testing.T) {
 			for i := range tt.envOnly {
 				add(plan.Secret{File: fmt.Sprintf("env%d", i), ID: longID(200 + i), Env: fmt.Sprintf("E%d", i), NoFile: true}, []byte("x"))
 			}
-			size := volumeSize(Config{}, &p)
+			size := volumeSize(Config{}, &p, false)
 			tmpfstest.RunSized(t, size.Value(), func(t *testing.T, dir string) {
 				var files []tmpfs.File
 				var fileResults []fetch.Result

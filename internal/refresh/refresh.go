@@ -277,6 +277,12 @@ func groups(p *plan.Plan) []*group {
 	return out
 }
 
+// RestartedLogMessage is the message of the line that a refresh sidecar logs
+// when it starts after the pod was restarted in place for a rotation: the
+// secret IDs and version IDs of the last such restart, never a value.
+// Alert on it, or on the sidecar's restart count.
+const RestartedLogMessage = "the pod was restarted in place for rotation"
+
 // Run polls every interval, with jitter, until ctx ends; then it returns
 // nil. A failed poll is logged and never ends the loop. With
 // Options.Restart, it also wakes when a pending restart is due, polls once
@@ -292,6 +298,13 @@ func (r *Refresher) Run(ctx context.Context) error {
 		}
 	}
 	r.opts.Log.Info("refreshing secrets", attrs...)
+	if s := r.opts.Restart; s != nil && !s.Marker().LastRestart.IsZero() {
+		// The kubelet removes every container for RestartAllContainers, the
+		// sidecar's log of why with them: the sidecar that starts afterwards
+		// says it again, from the marker, so that it stays in the log.
+		m := s.Marker()
+		r.opts.Log.Info(RestartedLogMessage, "lastRestart", m.LastRestart, "cause", m.Cause, "causeOmitted", m.CauseOmitted)
+	}
 	for {
 		wait := r.wait()
 		if s := r.opts.Restart; s != nil {
