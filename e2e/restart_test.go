@@ -21,7 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/refresh"
 	"github.com/secretfetch/secretfetch/internal/restart"
 	"github.com/secretfetch/secretfetch/internal/smfake"
 )
@@ -121,11 +121,28 @@ func TestRefreshRestart(t *testing.T) {
 	if after.UID != before.UID || after.Status.PodIP != before.Status.PodIP {
 		t.Errorf("pod %s/%s became %s/%s: a restart in place keeps the pod and its IP", before.UID, before.Status.PodIP, after.UID, after.Status.PodIP)
 	}
-	sidecar := initStatus(after, refreshName)
-	if term := sidecar.LastTerminationState.Terminated; term == nil || term.ExitCode != plan.RestartExitCode {
-		t.Errorf("the sidecar's last termination is %+v, want exit code %d", term, plan.RestartExitCode)
-	} else if strings.Contains(term.Message, newToken) || strings.Contains(term.Message, newDB) || !strings.Contains(term.Message, tokenID) && !strings.Contains(term.Message, dbID) {
-		t.Errorf("the sidecar's termination message does not name the rotated secret, or holds a value (%d bytes)", len(term.Message))
+	// The kubelet records every container of the pod as removed for
+	// RestartAllContainers (the sidecar's exit code 85 and its log go with
+	// it), and the sidecar that starts afterwards says why in its log, from
+	// the marker: the secrets and versions, never a value.
+	if term := appStatus(after).LastTerminationState.Terminated; term == nil || term.Reason != "RestartingAllContainers" {
+		t.Errorf("the app's last termination is %+v, want the reason RestartingAllContainers", term)
+	}
+	var logs string
+	requireNoErr(t, retry(context.Background(), 30*time.Second, func() error {
+		logs, err = kubectl(context.Background(), nil, "-n", ns, "logs", after.Name, "-c", refreshName, "--tail=-1")
+		if err == nil && !strings.Contains(logs, refresh.RestartedLogMessage) {
+			return fmt.Errorf("the sidecar has not logged %q yet", refresh.RestartedLogMessage)
+		}
+		return err
+	}), "reading the sidecar's log after the restart")
+	if !strings.Contains(logs, tokenID) || !strings.Contains(logs, dbID) {
+		t.Errorf("the sidecar's log after the restart does not name %s and %s", tokenID, dbID)
+	}
+	for _, v := range []string{newToken, newDB, oldToken, oldDB} {
+		if strings.Contains(logs, v) {
+			t.Errorf("the sidecar's log holds a secret value (%d bytes)", len(v))
+		}
 	}
 
 	// The values are nowhere in the API: not in the pod, not in events,
@@ -261,7 +278,7 @@ func TestRefreshRestartFetchFails(t *testing.T) {
 	// new version, and its turn is still at least ten seconds away.
 	time.Sleep(2*refreshInterval + 2*time.Second)
 	injectFault(t, smfake.FaultJSON{Operation: "GetSecretValue", SecretID: id, Code: "AccessDeniedException", Status: 400, Message: "revoked"})
-	term := waitInitFailed(t, ns, name)
+	term := waitFetchFailed(t, ns, name)
 	if !strings.Contains(term.Message, "AccessDenied") {
 		t.Errorf("the init container's termination message does not say AccessDenied (%d bytes)", len(term.Message))
 	}
@@ -292,4 +309,24 @@ func initStatus(p corev1.Pod, name string) corev1.ContainerStatus {
 		}
 	}
 	return corev1.ContainerStatus{}
+}
+
+// waitFetchFailed waits until secretfetch-init has failed on its own (not
+// removed for RestartAllContainers, which the kubelet records as exit 137),
+// and returns that termination.
+func waitFetchFailed(t testing.TB, ns, pod string) *corev1.ContainerStateTerminated {
+	t.Helper()
+	var term *corev1.ContainerStateTerminated
+	err := retry(context.Background(), 90*time.Second, func() error {
+		s := initStatus(getPod(t, ns, pod), "secretfetch-init")
+		for _, st := range []corev1.ContainerState{s.State, s.LastTerminationState} {
+			if st.Terminated != nil && st.Terminated.ExitCode != 0 && st.Terminated.Reason != "RestartingAllContainers" {
+				term = st.Terminated
+				return nil
+			}
+		}
+		return fmt.Errorf("secretfetch-init has not failed on its own yet")
+	})
+	requireNoErr(t, err, "waiting for the init container to fail")
+	return term
 }
