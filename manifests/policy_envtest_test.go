@@ -118,10 +118,22 @@ func (e *policyEnv) setDefault(t *testing.T, value string) {
 
 func (e *policyEnv) setParam(t *testing.T, key, value string) {
 	t.Helper()
+	e.setParams(t, map[string]string{key: value})
+}
+
+// setParams sets several keys in one update, so that the policies never see
+// some of them without the others.
+func (e *policyEnv) setParams(t *testing.T, data map[string]string) {
+	t.Helper()
 	cms := e.cs.CoreV1().ConfigMaps(systemNS)
 	cm, err := cms.Get(t.Context(), policyParams, metav1.GetOptions{})
 	must(t, err)
-	cm.Data[key] = value
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	for k, v := range data {
+		cm.Data[k] = v
+	}
 	_, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{})
 	must(t, err)
 }
@@ -209,11 +221,27 @@ func injected(image string) podOpt {
 }
 
 // sidecar adds the refresh sidecar with the given image after the init
-// container, as the webhook does for secretfetch.io/refresh-interval.
+// container, and the annotation that asks for it, as the webhook does for
+// secretfetch.io/refresh-interval.
 func sidecar(image string) podOpt {
 	return func(p *corev1.Pod) {
 		always := corev1.ContainerRestartPolicyAlways
+		p.Annotations["secretfetch.io/refresh-interval"] = "5m"
 		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: "secretfetch-refresh", Image: image, RestartPolicy: &always})
+	}
+}
+
+// withContainer adds an app container.
+func withContainer(name, image string) podOpt {
+	return func(p *corev1.Pod) {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: name, Image: image})
+	}
+}
+
+// withInitContainer adds an init container.
+func withInitContainer(name, image string) podOpt {
+	return func(p *corev1.Pod) {
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: name, Image: image})
 	}
 }
 
@@ -270,6 +298,45 @@ func TestPolicies(t *testing.T) {
 		{"opted out", pod("apps", annotate("secretfetch.io/inject", "false")), nil},
 		{"no annotations at all", pod("apps"), nil},
 
+		// Every value of secretfetch.io/inject but "false" opts in, and any
+		// value but "true" is denied, as the webhook denies it.
+		{"inject True, the webhook never ran", pod("apps", annotate("secretfetch.io/inject", "True")), []string{
+			"secretfetch-injected", `secretfetch.io/inject is "True"`, `allowed: "true" (inject the secrets) and "false"`}},
+		{"inject with a leading space", pod("apps", annotate("secretfetch.io/inject", " true")), []string{`secretfetch.io/inject is " true"`}},
+		{"inject yes", pod("apps", annotate("secretfetch.io/inject", "yes")), []string{`secretfetch.io/inject is "yes"`}},
+		{"inject empty", pod("apps", annotate("secretfetch.io/inject", "")), []string{`secretfetch.io/inject is ""`}},
+		{"inject True on a pod that looks injected", pod("apps", annotate("secretfetch.io/inject", "True"), injected(initImage)), []string{
+			`secretfetch.io/inject is "True"`}},
+		{"a long inject value is cut in the message", pod("apps", annotate("secretfetch.io/inject", strings.Repeat("y", 100))), []string{
+			`secretfetch.io/inject is "` + strings.Repeat("y", 64) + `..."`}},
+
+		// The init image runs in the webhook's own containers only.
+		{"an app container runs the init image", pod("apps", withContainer("fetch", initImage)), []string{
+			"secretfetch-injected", "container fetch (" + initImage + ") runs the secretfetch init image",
+			"only the webhook's own init containers secretfetch-init and secretfetch-refresh of an opted-in pod may run it"}},
+		{"the init image by digest", pod("apps", withContainer("fetch", "ghcr.io/secretfetch/init-fetch@"+digestA)), []string{
+			"container fetch (ghcr.io/secretfetch/init-fetch@" + digestA + ")"}},
+		{"the init image in another version", pod("apps", withContainer("fetch", "ghcr.io/secretfetch/init-fetch:v0.0.1")), []string{
+			"container fetch (ghcr.io/secretfetch/init-fetch:v0.0.1)"}},
+		{"the init image without a tag", pod("apps", withContainer("fetch", "ghcr.io/secretfetch/init-fetch")), []string{
+			"container fetch (ghcr.io/secretfetch/init-fetch)"}},
+		{"the init image with an upper-case host", pod("apps", withContainer("fetch", "GHCR.IO/secretfetch/init-fetch:v0.1.0")), []string{
+			"container fetch (GHCR.IO/secretfetch/init-fetch:v0.1.0)"}},
+		{"an init container of a pod that did not opt in", pod("apps", withInitContainer("secretfetch-init", initImage)), []string{
+			"init container secretfetch-init (" + initImage + ") runs the secretfetch init image"}},
+		{"secretfetch-init in an opted-out pod", pod("apps", annotate("secretfetch.io/inject", "false"), withInitContainer("secretfetch-init", initImage)), []string{
+			"init container secretfetch-init (" + initImage + ")"}},
+		{"an injected pod with one more init container on the init image", pod("apps", optIn, injected(initImage), withInitContainer("tool", initImage)), []string{
+			"init container tool (" + initImage + ")"}},
+		{"an injected pod with an app container on the init image", pod("apps", optIn, injected(initImage), withContainer("fetch", initImage)), []string{
+			"container fetch (" + initImage + ")"}},
+		{"secretfetch-refresh on the init image without refresh", pod("apps", optIn, injected(initImage), func(p *corev1.Pod) {
+			sidecar(initImage)(p)
+			delete(p.Annotations, "secretfetch.io/refresh-interval")
+		}), []string{"init container secretfetch-refresh (" + initImage + ")"}},
+		{"a neighbouring repository is another image", pod("apps", withContainer("tool", "ghcr.io/secretfetch/init-fetch-debug:v1")), nil},
+		{"a repository that ends like it is another image", pod("apps", withContainer("tool", "example.com/ghcr.io/secretfetch/init-fetch:v0.1.0")), nil},
+
 		// secretfetch-allowed-secrets
 		{"a name under an allowed prefix", pod("team-a", annotate("secretfetch.io/secret-db", "team-a/db")), nil},
 		{"an ARN under an allowed prefix", pod("team-a",
@@ -283,6 +350,7 @@ func TestPolicies(t *testing.T) {
 		{"an empty allow list allows nothing", pod("locked", annotate("secretfetch.io/secret-db", "x")), []string{"secretfetch.io/allowed-secrets"}},
 		{"more entries than the policy's bound", pod("wide", annotate("secretfetch.io/secret-db", "team-1/db")), []string{
 			"65 entries", "(at most 64)"}},
+
 		// An entry that ends in / is a prefix; any other is one name or ARN,
 		// and an ARN entry also admits AWS's random suffix.
 		{"an exact name", pod("exact", annotate("secretfetch.io/secret-db", "shared/db")), nil},
@@ -346,6 +414,159 @@ func TestPolicyWithoutParams(t *testing.T) {
 	must(t, e.cs.CoreV1().ConfigMaps(systemNS).Delete(t.Context(), policyParams, metav1.DeleteOptions{}))
 	eventually(t, func() error { return checkOutcome(e.admit(t.Context(), pod("apps")), nil) })
 	eventually(t, func() error { return checkOutcome(e.admit(t.Context(), unmutated), nil) })
+}
+
+// TestPolicyParamsWithoutKeys: secretfetch-injected sees every pod in the
+// cluster, so parameters without a key, or without data, must not make an
+// expression fail (failurePolicy Fail would then deny every pod). They admit
+// no init image, so an opted-in pod is still denied, with a message.
+func TestPolicyParamsWithoutKeys(t *testing.T) {
+	e := startPolicyEnv(t)
+	e.namespace(t, "apps", nil)
+	unmutated := pod("apps", annotate("secretfetch.io/inject", "true", "secretfetch.io/secret-db", "prod/db"))
+	eventually(t, func() error { return checkOutcome(e.admit(t.Context(), unmutated), []string{"secretfetch-injected"}) })
+
+	for _, data := range []map[string]string{{"ALLOWED_SECRETS_DEFAULT": "any"}, nil} {
+		// From the base's parameters, in force, each time.
+		e.setParams(t, map[string]string{"INIT_IMAGE": initImage, "ALLOWED_SECRETS_DEFAULT": "any"})
+		eventually(t, func() error {
+			return checkOutcome(e.admit(t.Context(), pod("apps", withContainer("fetch", initImage))), []string{"runs the secretfetch init image"})
+		})
+		cms := e.cs.CoreV1().ConfigMaps(systemNS)
+		cm, err := cms.Get(t.Context(), policyParams, metav1.GetOptions{})
+		must(t, err)
+		cm.Data = data
+		_, err = cms.Update(t.Context(), cm, metav1.UpdateOptions{})
+		must(t, err)
+		t.Run(fmt.Sprintf("%d keys", len(data)), func(t *testing.T) {
+			// The pod that names the init image is admitted once the new
+			// parameters are in force: no init image is known.
+			eventually(t, func() error {
+				return checkOutcome(e.admit(t.Context(), pod("apps", withContainer("fetch", initImage))), nil)
+			})
+			eventually(t, func() error { return checkOutcome(e.admit(t.Context(), pod("apps")), nil) })
+			eventually(t, func() error {
+				return checkOutcome(e.admit(t.Context(), pod("apps", annotate("secretfetch.io/inject", "false"))), nil)
+			})
+			eventually(t, func() error {
+				// No secret named: secretfetch-allowed-secrets, which wants
+				// ALLOWED_SECRETS_DEFAULT, stays out of it.
+				return checkOutcome(e.admit(t.Context(), pod("apps", annotate("secretfetch.io/inject", "true"), injected(initImage))),
+					[]string{"the init container secretfetch-init with the image  (it has " + initImage + ")"})
+			})
+		})
+	}
+}
+
+func optInFull() podOpt {
+	return annotate("secretfetch.io/inject", "true", "secretfetch.io/secret-db", "prod/db")
+}
+
+// TestPolicyInitImageUpdates: an update can change a container's image, and
+// ephemeral containers arrive as an update of pods/ephemeralcontainers, so
+// neither may make a container start running the init image. An update that
+// changes no image, or moves the webhook's container between init images, is
+// admitted.
+func TestPolicyInitImageUpdates(t *testing.T) {
+	e := startPolicyEnv(t)
+	e.namespace(t, "apps", nil)
+	ctx := t.Context()
+	pods := e.cs.CoreV1().Pods("apps")
+	dryRun := metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}
+
+	// Real pods (envtest runs no scheduler, so they stay Pending), created
+	// once the policy is in force.
+	plain := pod("apps", func(p *corev1.Pod) { p.Name = "plain" })
+	eventually(t, func() error {
+		return checkOutcome(e.admit(ctx, pod("apps", withContainer("fetch", initImage))), []string{"runs the secretfetch init image"})
+	})
+	_, err := pods.Create(ctx, plain, metav1.CreateOptions{})
+	must(t, err)
+	mutated := pod("apps", optInFull(), injected(initImage), sidecar(initImage), func(p *corev1.Pod) { p.Name = "mutated" })
+	_, err = pods.Create(ctx, mutated, metav1.CreateOptions{})
+	must(t, err)
+	const otherInit = "registry.example.com/init-fetch"
+	legacy := pod("apps", withContainer("fetch", otherInit+":v0"), func(p *corev1.Pod) { p.Name = "legacy" })
+	_, err = pods.Create(ctx, legacy, metav1.CreateOptions{})
+	must(t, err)
+
+	update := func(name string, edit func(*corev1.Pod)) error {
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		edit(p)
+		_, err = pods.Update(ctx, p, dryRun)
+		return err
+	}
+	debug := func(name, image string) error {
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
+			EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: image,
+				TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}})
+		_, err = pods.UpdateEphemeralContainers(ctx, name, p, dryRun)
+		return err
+	}
+
+	tests := []struct {
+		name  string
+		do    func() error
+		wants []string
+	}{
+		{"an app container moved to the init image", func() error {
+			return update("plain", func(p *corev1.Pod) { p.Spec.Containers[0].Image = initImage })
+		}, []string{"container app (" + initImage + ") runs the secretfetch init image", "no update may make a container start running it"}},
+		{"an app container moved to another image", func() error {
+			return update("plain", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "example.com/app:v2" })
+		}, nil},
+		{"an ephemeral container on the init image", func() error { return debug("plain", initImage) },
+			[]string{"ephemeral container debugger (" + initImage + ")"}},
+		{"an ephemeral container on the init image, in an injected pod", func() error { return debug("mutated", initImage) },
+			[]string{"ephemeral container debugger (" + initImage + ")"}},
+		{"an ephemeral container on another image", func() error { return debug("plain", "example.com/debug:v1") }, nil},
+		{"an injected pod's labels", func() error {
+			return update("mutated", func(p *corev1.Pod) { p.Labels = map[string]string{"a": "b"} })
+		}, nil},
+		{"an injected pod's init containers moved to another init image", func() error {
+			return update("mutated", func(p *corev1.Pod) {
+				for i := range p.Spec.InitContainers {
+					p.Spec.InitContainers[i].Image = "ghcr.io/secretfetch/init-fetch:v0.2.0"
+				}
+			})
+		}, nil},
+		{"an injected pod's app container moved to the init image", func() error {
+			return update("mutated", func(p *corev1.Pod) { p.Spec.Containers[0].Image = initImage })
+		}, []string{"container app (" + initImage + ")"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eventually(t, func() error { return checkOutcome(tt.do(), tt.wants) })
+		})
+	}
+
+	// A pod that ran the init image in a container of its own before the
+	// parameters named it (created before the policy, or under other
+	// parameters) can still be updated, or a controller could not even take
+	// its finalizers off: only a change of image is judged.
+	t.Run("an unchanged image under new parameters", func(t *testing.T) {
+		e.setParam(t, "INIT_IMAGE", otherInit+":v1")
+		eventually(t, func() error {
+			return checkOutcome(e.admit(ctx, pod("apps", withContainer("fetch", otherInit+":v0"))), []string{"runs the secretfetch init image"})
+		})
+		eventually(t, func() error {
+			return checkOutcome(update("legacy", func(p *corev1.Pod) { p.Labels = map[string]string{"note": "x"} }), nil)
+		})
+		eventually(t, func() error {
+			return checkOutcome(update("legacy", func(p *corev1.Pod) { p.Spec.Containers[1].Image = otherInit + ":v1" }), nil)
+		})
+		eventually(t, func() error {
+			return checkOutcome(update("legacy", func(p *corev1.Pod) { p.Spec.Containers[0].Image = otherInit + ":v1" }),
+				[]string{"container app (" + otherInit + ":v1)"})
+		})
+	})
 }
 
 // TestPolicyAdmitsTheWebhooksPods: every pod in the webhook's golden files
