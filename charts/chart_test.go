@@ -242,6 +242,8 @@ func TestSchema(t *testing.T) {
 		{"a failurePolicy that does not exist", "webhook.failurePolicy=Open", []string{"failurePolicy"}},
 		{"a digest that is not one", "image.digest=latest", []string{"digest"}},
 		{"a cluster-wide default that is neither any nor none", "policies.allowedSecrets.default=some", []string{"default"}},
+		{"a previous init image that is a list", `policies.injected.previousInitImages[0]=a\,b`, []string{"previousInitImages"}},
+		{"a previous init image that is empty", "policies.injected.previousInitImages[0]=", []string{"previousInitImages"}},
 		{"a refresh floor that is not a duration", "config.minRefreshInterval=soon", []string{"minRefreshInterval"}},
 		{"envFiles as a string", "config.envFiles=yes", []string{"envFiles"}},
 		{"an injected resource other than cpu and memory", "config.initResources.limits.gpu=1", []string{"initResources", "gpu"}},
@@ -287,6 +289,7 @@ func TestValues(t *testing.T) {
 		"--set", "webhook.namespaceSelector.matchExpressions[0].key=tier",
 		"--set", "webhook.namespaceSelector.matchExpressions[0].operator=Exists",
 		"--set", "policies.allowedSecrets.default=none",
+		"--set", "policies.injected.previousInitImages={registry.example.com/init-fetch:v8,registry.example.com/init-fetch:v9}",
 		"--set", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
 		"--set", "metrics.serviceMonitor.enabled=true",
 		"--set", "podDisruptionBudget.enabled=false",
@@ -325,7 +328,9 @@ func TestValues(t *testing.T) {
 	}
 	// The policies read the same init image, from their own parameters.
 	params := find(t, objs, "ConfigMap", namespace, "secretfetch-policy-params")
-	if data := dig(params.Body, "data").(map[string]any); data["INIT_IMAGE"] != "registry.example.com/init-fetch:v9" || data["ALLOWED_SECRETS_DEFAULT"] != "none" {
+	// The previous images, without the current one.
+	if data := dig(params.Body, "data").(map[string]any); data["INIT_IMAGE"] != "registry.example.com/init-fetch:v9" || data["ALLOWED_SECRETS_DEFAULT"] != "none" ||
+		data["PREVIOUS_INIT_IMAGES"] != "registry.example.com/init-fetch:v8" {
 		t.Errorf("policy parameters = %v", data)
 	}
 	for _, o := range objs {

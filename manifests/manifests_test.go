@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -125,6 +126,52 @@ images:
 		pullPolicy:   corev1.PullIfNotPresent,
 		tls:          tlsCertManager,
 	}, nil)
+}
+
+// TestPreviousInitImages checks the README's recipe for an upgrade that
+// changes the init image: the overlay's `images:` entry moves both
+// INIT_IMAGE literals to the new image, and a merged literal keeps the old
+// one admitted by the policies (and only by them) while the rollout runs.
+func TestPreviousInitImages(t *testing.T) {
+	kubectl := findKubectl(t)
+	root, _ := setup(t)
+	const old = "registry.example.com/secretfetch/init-fetch@" + digestA
+	dir := writeKustomization(t, root, "upgrade", `
+resources: [../overlays/cert-manager]
+images:
+- name: ghcr.io/secretfetch/init-fetch
+  newName: registry.example.com/secretfetch/init-fetch
+  digest: `+digestB+`
+configMapGenerator:
+- name: secretfetch-policy-params
+  namespace: secretfetch-system
+  behavior: merge
+  literals: [PREVIOUS_INIT_IMAGES=`+old+`]
+`)
+	objs := render(t, kubectl, dir)
+	var params corev1.ConfigMap
+	get(t, objs, "ConfigMap", systemNS, policyParams, &params)
+	want := map[string]string{
+		"INIT_IMAGE":              "registry.example.com/secretfetch/init-fetch@" + digestB,
+		"PREVIOUS_INIT_IMAGES":    old,
+		"ALLOWED_SECRETS_DEFAULT": "any",
+	}
+	if diff := cmp.Diff(want, params.Data); diff != "" {
+		t.Errorf("policy parameters (-want +got):\n%s", diff)
+	}
+	// The policies' bindings still find their parameters by name.
+	for _, name := range []string{"secretfetch-injected", "secretfetch-allowed-secrets"} {
+		var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		get(t, objs, "ValidatingAdmissionPolicyBinding", "", name, &b)
+		if b.Spec.ParamRef == nil || b.Spec.ParamRef.Name != params.Name {
+			t.Errorf("binding %s paramRef = %+v, want %s", name, b.Spec.ParamRef, params.Name)
+		}
+	}
+	for _, o := range objs {
+		if o.Kind == "ConfigMap" && strings.HasPrefix(o.Name, "secretfetch-webhook-config") && strings.Contains(string(o.doc), "PREVIOUS_INIT_IMAGES") {
+			t.Errorf("ConfigMap %s carries PREVIOUS_INIT_IMAGES; the webhook injects one image", o.Name)
+		}
+	}
 }
 
 // TestOverrideEndpoints checks the way the e2e suite points the init
@@ -618,6 +665,9 @@ func checkPolicies(t *testing.T, objs []object, initImage string) {
 	get(t, objs, "ConfigMap", systemNS, policyParams, &params)
 	if got := params.Data["INIT_IMAGE"]; got != initImage {
 		t.Errorf("the policies admit the init image %q, the webhook injects %q", got, initImage)
+	}
+	if got, ok := params.Data["PREVIOUS_INIT_IMAGES"]; !ok || got != "" {
+		t.Errorf("PREVIOUS_INIT_IMAGES = %q (set: %v), want it present and empty: an overlay merges a value in during an upgrade", got, ok)
 	}
 	if got := params.Data["ALLOWED_SECRETS_DEFAULT"]; got != "any" {
 		t.Errorf("ALLOWED_SECRETS_DEFAULT = %q, want any", got)

@@ -462,6 +462,64 @@ func optInFull() podOpt {
 	return annotate("secretfetch.io/inject", "true", "secretfetch.io/secret-db", "prod/db")
 }
 
+// TestPolicyPreviousInitImages: while an upgrade that changes the init image
+// rolls out, old webhook replicas still inject the old image. The images in
+// PREVIOUS_INIT_IMAGES are admitted next to INIT_IMAGE, in secretfetch-init
+// and in the refresh sidecar, and their repositories count as the init
+// image's for the containers that may not run it; any other image is still
+// denied, and emptying the list ends it.
+func TestPolicyPreviousInitImages(t *testing.T) {
+	e := startPolicyEnv(t)
+	e.namespace(t, "apps", nil)
+	const (
+		newImage = "ghcr.io/secretfetch/init-fetch:v0.2.0"
+		oldImage = initImage // what the base's webhook injected
+		digested = "ghcr.io/secretfetch/init-fetch@" + digestA
+		moved    = "old-registry.example.com/secretfetch/init-fetch:v0.0.9"
+	)
+	e.setParams(t, map[string]string{"INIT_IMAGE": newImage, "PREVIOUS_INIT_IMAGES": " " + oldImage + ", " + digested + ",," + moved + " "})
+	optIn := optInFull()
+	accepted := newImage + " or " + oldImage + " or " + digested + " or " + moved
+	// Wait until the binding and the new parameters are in force: only a
+	// denial shows both.
+	eventually(t, func() error {
+		return checkOutcome(e.admit(t.Context(), pod("apps", optIn, injected("ghcr.io/secretfetch/init-fetch:v0.0.1"))), []string{
+			"the init container secretfetch-init with the image " + accepted, "(it has ghcr.io/secretfetch/init-fetch:v0.0.1)"})
+	})
+
+	tests := []struct {
+		name  string
+		pod   *corev1.Pod
+		wants []string
+	}{
+		{"injected by the new webhook", pod("apps", optIn, injected(newImage)), nil},
+		{"injected by an old replica", pod("apps", optIn, injected(oldImage)), nil},
+		{"injected by an old replica, with refresh", pod("apps", optIn, injected(oldImage), sidecar(oldImage)), nil},
+		{"an init image pinned by digest", pod("apps", optIn, injected(digested)), nil},
+		{"an init image from the old registry", pod("apps", optIn, injected(moved)), nil},
+		{"a look-alike", pod("apps", optIn, injected("evil.example.com/init-fetch:v0.2.0")), []string{"(it has evil.example.com/init-fetch:v0.2.0)"}},
+		{"a refresh sidecar in neither list", pod("apps", optIn, injected(newImage), sidecar("evil.example.com/init-fetch:v0.2.0")), []string{
+			"the refresh sidecar secretfetch-refresh with the image " + newImage + " or " + oldImage}},
+		{"an app container on the old image", pod("apps", withContainer("fetch", oldImage)), []string{"container fetch (" + oldImage + ")"}},
+		{"an app container on the old registry's image", pod("apps", withContainer("fetch", "old-registry.example.com/secretfetch/init-fetch:v1")), []string{
+			"container fetch (old-registry.example.com/secretfetch/init-fetch:v1)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eventually(t, func() error { return checkOutcome(e.admit(t.Context(), tt.pod), tt.wants) })
+		})
+	}
+
+	t.Run("the rollout is over", func(t *testing.T) {
+		e.setParam(t, "PREVIOUS_INIT_IMAGES", "")
+		eventually(t, func() error {
+			return checkOutcome(e.admit(t.Context(), pod("apps", optIn, injected(oldImage))), []string{
+				"the init container secretfetch-init with the image " + newImage + " (it has " + oldImage + ")"})
+		})
+		eventually(t, func() error { return checkOutcome(e.admit(t.Context(), pod("apps", optIn, injected(newImage))), nil) })
+	})
+}
+
 // TestPolicyInitImageUpdates: an update can change a container's image, and
 // ephemeral containers arrive as an update of pods/ephemeralcontainers, so
 // neither may make a container start running the init image. An update that
