@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -53,17 +54,29 @@ func appStatus(p corev1.Pod) corev1.ContainerStatus {
 // process (pid 1 of its container) started with.
 func readProcessEnv(t testing.TB, ns, pod string, names ...string) envListing {
 	t.Helper()
+	l, err := tryReadProcessEnv(ns, pod, names...)
+	requireNoErr(t, err, "reading the app's process environment in "+pod)
+	return l
+}
+
+// tryReadProcessEnv is readProcessEnv for a container that may be
+// restarting: exec then fails, and the caller retries.
+func tryReadProcessEnv(ns, pod string, names ...string) (envListing, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	args := []string{"-n", ns, "exec", pod, "-c", "app", "--", "/demo-app", "--once", "--json", "--dir", mountPath, "--env-pid", "1"}
 	for _, n := range names {
 		args = append(args, "--env", n)
 	}
-	out, err := kubectl(ctx, nil, args...)
-	requireNoErr(t, err, "reading the app's process environment in "+pod)
 	var l envListing
-	requireNoErr(t, json.Unmarshal([]byte(out), &l), "decoding the demo app's listing")
-	return l
+	out, err := kubectl(ctx, nil, args...)
+	if err != nil {
+		return l, err
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		return l, fmt.Errorf("decoding the demo app's listing: %w", err)
+	}
+	return l, nil
 }
 
 func getPod(t testing.TB, ns, name string) corev1.Pod {
@@ -107,7 +120,10 @@ func TestRefreshRestart(t *testing.T) {
 		if n := appStatus(after).RestartCount; n != 1 || appStatus(after).State.Running == nil || !podReady(after) {
 			return fmt.Errorf("app restartCount %d (running %v, ready %v), want 1, running and ready", n, appStatus(after).State.Running != nil, podReady(after))
 		}
-		l := readProcessEnv(t, ns, after.Name, "DB_PASSWORD")
+		l, err := tryReadProcessEnv(ns, after.Name, "DB_PASSWORD")
+		if err != nil {
+			return err
+		}
 		if v, _ := l.env("DB_PASSWORD"); string(v) != newDB {
 			return fmt.Errorf("the app's process has DB_PASSWORD of %d bytes, not yet the new version's %d", len(v), len(newDB))
 		}
@@ -329,4 +345,59 @@ func waitFetchFailed(t testing.TB, ns, pod string) *corev1.ContainerStateTermina
 	})
 	requireNoErr(t, err, "waiting for the init container to fail")
 	return term
+}
+
+// BenchmarkRestartVsRollout measures, for one Deployment of one replica
+// that reads a file and a variable once at start, the time from
+// PutSecretValue to the app running with the new value through a restart
+// in place (refresh-interval 3s, window 0s), and the time of a rollout of
+// the same Deployment (kubectl rollout restart, to the new pod Ready), one
+// after the other, five times each; it reports the medians.
+//
+//	go test -tags e2e -run '^$' -bench RestartVsRollout -benchtime 1x ./e2e/
+func BenchmarkRestartVsRollout(b *testing.B) {
+	const rounds = 5
+	ns := newNamespace(b, "restart-bench")
+	id := ns + "/db"
+	putSecret(b, id, canary(b, "v0"))
+	ann := restartAnnotations(map[string]string{"db": id}, map[string]string{"secretfetch.io/env-db": "DB_PASSWORD"})
+	ctx := context.Background()
+	for b.Loop() {
+		var inPlace, rollout []time.Duration
+		for i := range rounds {
+			// A fresh Deployment each round: the spacing allows one
+			// rotation restart per pod in 15 minutes.
+			name := fmt.Sprintf("app-%d", i)
+			d := deployment(name, 1, ann, podSpec(true, e2eRoleARN))
+			d.Spec.Selector.MatchLabels["app"], d.Spec.Template.Labels["app"] = name, name
+			rollOut(b, ns, d)
+			pod := runningPods(b, ns, name)[0].Name
+			value := canary(b, fmt.Sprintf("v%d", i+1))
+			start := time.Now()
+			putVersion(b, id, value)
+			requireNoErr(b, retry(ctx, refreshInterval+restartSlack, func() error {
+				l, err := tryReadProcessEnv(ns, pod, "DB_PASSWORD")
+				if err != nil {
+					return err
+				}
+				if v, _ := l.env("DB_PASSWORD"); string(v) != value {
+					return fmt.Errorf("the app's process does not have the new value yet")
+				}
+				return nil
+			}), "waiting for the restart in place")
+			inPlace = append(inPlace, time.Since(start))
+
+			start = time.Now()
+			_, err := kubectl(ctx, nil, "-n", ns, "rollout", "restart", "deployment/"+name)
+			requireNoErr(b, err, "restarting the rollout")
+			_, err = kubectl(ctx, nil, "-n", ns, "rollout", "status", "deployment/"+name, "--timeout=120s")
+			requireNoErr(b, err, "waiting for the rollout")
+			rollout = append(rollout, time.Since(start))
+			requireNoErr(b, env.cs.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{}), "deleting "+name)
+		}
+		b.ReportMetric(median(inPlace).Seconds(), "s-restart-in-place-median")
+		b.ReportMetric(median(rollout).Seconds(), "s-rollout-median")
+		fmt.Fprintf(os.Stderr, "PutSecretValue to the app running with it, in place: median %s %v; a rollout of the same Deployment: median %s %v\n",
+			median(inPlace).Round(100*time.Millisecond), inPlace, median(rollout).Round(100*time.Millisecond), rollout)
+	}
 }
