@@ -51,6 +51,9 @@ a setting is one line here.
   (list "INIT_RESOURCES" "init-resources" (ternary "" ($c.initResources | toJson) (empty $c.initResources)))
   (list "MIN_REFRESH_INTERVAL" "min-refresh-interval" ($c.minRefreshInterval | toString))
   (list "ENV_FILES" "env-files" ($c.envFiles | toString))
+  (list "REFRESH_RESTART" "refresh-restart" ($c.refreshRestart | toString))
+  (list "REFRESH_RESTART_WINDOW" "refresh-restart-window" ($c.refreshRestartWindow | toString))
+  (list "REFRESH_RESTART_SPACING" "refresh-restart-spacing" ($c.refreshRestartSpacing | toString))
 | toJson -}}
 {{- end -}}
 
