@@ -53,7 +53,7 @@ type Endpoint struct {
 	// a review takes a token once its body is read, and gives it back when
 	// its answer is written. Decoding and handling use the CPU only, so
 	// more of them at once than there are CPUs adds no throughput, only the
-	// memory of each decoded pod (up to about 17 MiB allocated for the
+	// memory of each decoded pod (up to about 16 MiB allocated for the
 	// costliest review that checkReviewBounds admits).
 	Work chan struct{}
 }

@@ -361,7 +361,7 @@ func Run(ctx context.Context, cfg Config) error {
 // mutate.Endpoint.Work): as many as there are CPUs to decode them, and at
 // most 4. The Deployment sets no CPU limit, so GOMAXPROCS is the node's
 // CPUs, and each of the costliest reviews the bounds admit allocates up to
-// about 17 MiB while it is decoded: 4 of them stay well under GOMEMLIMIT.
+// about 16 MiB while it is decoded: 4 of them stay well under GOMEMLIMIT.
 func maxDecoding() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // orDefaultDir is dir, or controller-runtime's default certificate
