@@ -69,6 +69,9 @@ func testConfig(t *testing.T) (Config, *x509.CertPool) {
 		MetricsBindAddress:     fmt.Sprintf("127.0.0.1:%d", webhooktest.FreePort(t)),
 		MaxInFlight:            DefaultMaxInFlight, BodyReadTimeout: DefaultBodyReadTimeout, MaxConnections: DefaultMaxConnections,
 		Mutate: mutate.Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"},
+		// No API server here: the version a current cluster reports.
+		RefreshRestart: restartAuto,
+		serverVersion:  func(context.Context) (string, error) { return "v1.37.1", nil },
 	}, pool
 }
 
@@ -218,7 +221,15 @@ func TestRunShutdownDelay(t *testing.T) {
 	cfg.ShutdownDelay = 3 * time.Second
 	s := start(t, cfg, pool)
 	s.cancel()
-	if code, _ := get(s.healthURL("/readyz")); code != http.StatusInternalServerError {
+	// Run sees the cancel on its own goroutine: allow it a moment, far
+	// below the delay.
+	code := 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if code, _ = get(s.healthURL("/readyz")); code == http.StatusInternalServerError {
+			break
+		}
+	}
+	if code != http.StatusInternalServerError {
 		t.Errorf("/readyz during shutdown = %d, want 500", code)
 	}
 	code, body := s.post(t)
