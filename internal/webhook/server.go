@@ -60,7 +60,7 @@ const DefaultMaxConnections = 256
 
 // Reasons of the closed-connections counter.
 const (
-	closedEvicted = "evicted" // idle or still sending its headers when a new one came past the cap
+	closedEvicted = "evicted" // closing after an error, idle, or in its handshake or headers when a new one came past the cap
 	closedRefused = "refused" // every connection was serving a request when a new one came past the cap
 )
 
@@ -224,8 +224,8 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// admit counts c, making room by evicting the connection that has been
-// idle longest if the limiter is full. It reports false when every
+// admit counts c, making room, if the limiter is full, by evicting the
+// connection that evictFirst puts first. It reports false when every
 // connection is busy.
 func (l *connLimiter) admit(c *limitedConn) (admitted bool, evicted *limitedConn) {
 	l.mu.Lock()
@@ -354,8 +354,8 @@ func (l *connLimiter) open() int {
 func registerClosed(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "secretfetch_webhook_closed_connections_total",
-		Help: "Connections the webhook server closed because --max-connections were open: evicted (the one idle, or sending its headers, " +
-			"longest, to make room for a new one) and refused (a new one, when every connection was serving a request).",
+		Help: "Connections the webhook server closed because --max-connections were open: evicted (one closing after an error, idle, " +
+			"or in its handshake or headers, to make room for a new one) and refused (a new one, when every connection was serving a request).",
 	}, []string{"reason"})
 	c, err := registerOrGet(reg, c)
 	if err != nil {
