@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -26,7 +27,9 @@ const Path = "/mutate-v1-pod"
 // PatchResponseFromRaw compute the patch (from the part of the pod that the
 // webhook writes; see podView). It is safe for concurrent use.
 type Handler struct {
-	cfg     Config
+	// cfg is replaced whole by SetConfig (the webhook reads the cluster's
+	// version again from time to time); each request reads it once.
+	cfg     atomic.Pointer[Config]
 	metrics *Metrics
 }
 
@@ -34,10 +37,24 @@ var _ admission.Handler = (*Handler)(nil)
 
 // NewHandler returns a handler for cfg. m may be nil (nothing is counted).
 func NewHandler(cfg Config, m *Metrics) (*Handler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("checking the webhook settings: %w", err)
+	h := &Handler{metrics: m}
+	if err := h.SetConfig(cfg); err != nil {
+		return nil, err
 	}
-	return &Handler{cfg: cfg, metrics: m}, nil
+	return h, nil
+}
+
+// Config returns the settings that a request starting now is handled with.
+func (h *Handler) Config() Config { return *h.cfg.Load() }
+
+// SetConfig replaces the settings for the requests that start from now on,
+// once they pass Validate; on an error the current ones stay.
+func (h *Handler) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("checking the webhook settings: %w", err)
+	}
+	h.cfg.Store(&cfg)
+	return nil
 }
 
 // requestPod returns the request's pod: the one Endpoint decoded with the
@@ -110,7 +127,8 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err := ctx.Err(); err != nil {
 		return h.fail(log, http.StatusServiceUnavailable, ReasonCanceled, fmt.Errorf("before parsing the pod: %w", err))
 	}
-	inj, errs := Parse(pod, h.cfg.DefaultRegion, h.cfg.parseOptions()...)
+	cfg := h.cfg.Load()
+	inj, errs := Parse(pod, cfg.DefaultRegion, cfg.parseOptions()...)
 	if len(errs) > 0 {
 		return h.deny(log, pod, errs)
 	}
@@ -119,7 +137,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	before := newPodView(pod)
 	before.Metadata.Namespace = arrivedNamespace
-	if err := Apply(pod, inj, h.cfg); err != nil {
+	if err := Apply(pod, inj, *cfg); err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("mutating the pod: %w", err))
 	}
 	resp, err := patch(before, pod)

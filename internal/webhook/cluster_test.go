@@ -5,8 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/secretfetch/secretfetch/internal/features"
+	"github.com/secretfetch/secretfetch/internal/mutate"
 )
 
 // TestApplyClusterFeatures: the webhook turns restart on change and EnvFiles
@@ -45,4 +49,62 @@ func TestApplyClusterFeatures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWatchCluster: a control plane upgraded under the running webhook
+// turns restart on change on without a restart of the webhook; a version
+// that cannot be read turns nothing off.
+func TestWatchCluster(t *testing.T) {
+	base := Config{RefreshRestart: restartAuto}
+	base.Mutate.InitImage = "secretfetch.local/init-fetch:dev"
+	versions := make(chan struct {
+		v   string
+		err error
+	})
+	version := func(context.Context) (string, error) {
+		got := <-versions
+		return got.v, got.err
+	}
+	start := base
+	setClusterFeatures(&start, mustCluster(t, "v1.35.4"))
+	h, err := mutate.NewHandler(start.Mutate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		watchCluster(ctx, logr.Discard(), base, start.Mutate, h, version, time.Millisecond)
+		close(done)
+	}()
+	send := func(v string, err error) {
+		versions <- struct {
+			v   string
+			err error
+		}{v, err}
+	}
+	send("v1.35.4", nil)
+	if h.Config().Restart.Enabled {
+		t.Fatal("restart on change is on for 1.35")
+	}
+	send("v1.36.1", nil)
+	send("", errors.New("connection refused")) // the 1.36 answer is applied before this one is asked for
+	if c := h.Config(); !c.Restart.Enabled || c.NoEnvFiles {
+		t.Errorf("after the upgrade to 1.36: restart %v, EnvFiles %v; want both on", c.Restart.Enabled, !c.NoEnvFiles)
+	}
+	send("v1.36.1", nil) // after the failed read: still on
+	cancel()
+	<-done
+	if !h.Config().Restart.Enabled {
+		t.Error("a version that could not be read turned restart on change off")
+	}
+}
+
+func mustCluster(t *testing.T, v string) features.Cluster {
+	t.Helper()
+	c, err := features.Parse(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -74,9 +74,11 @@ type Config struct {
 	// RefreshRestart is --refresh-restart: auto (restart on change where
 	// the API server reports 1.36 or later) or false.
 	RefreshRestart string
-	// serverVersion reads the API server's version at start-up; nil means
-	// the kubeconfig's API server (tests replace it).
-	serverVersion func(context.Context) (string, error)
+	// serverVersion reads the API server's version at start-up and every
+	// versionRecheck (zero: the default) after; nil means the kubeconfig's
+	// API server (tests replace both).
+	serverVersion  func(context.Context) (string, error)
+	versionRecheck time.Duration
 	// Mutate holds the settings of the init container.
 	Mutate mutate.Config
 }
@@ -224,6 +226,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if version == nil {
 		version = serverVersion
 	}
+	base := cfg
 	applyClusterFeatures(ctx, log, &cfg, version)
 	h, err := mutate.NewHandler(cfg.Mutate, m)
 	if err != nil {
@@ -319,6 +322,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		})
 	}
+	g.Go(func() error {
+		watchCluster(auxCtx, log, base, cfg.Mutate, h, version, orDefault(cfg.versionRecheck, versionRecheck))
+		return nil
+	})
 	if metricsSrv != nil {
 		g.Go(func() error {
 			err := metricsSrv.Start(logf.IntoContext(auxCtx, log))
