@@ -415,3 +415,37 @@ func TestSDKNoPodCredentialsIsPermanent(t *testing.T) {
 		t.Errorf("Secrets Manager got %d requests without credentials, want 0", n)
 	}
 }
+
+// TestSDKCrossAccount: a secret in another account and region, named by its
+// ARN, is read from the ARN's region with the pod's own credentials: the
+// request is signed for that region, whatever the pod's region is. The same
+// secret by name goes to the pod's region, where the other account's secret
+// is not.
+func TestSDKCrossAccount(t *testing.T) {
+	fk, url := fakeServer(t, smfake.WithAccountID("444455556666"), smfake.WithRegion("eu-west-1"))
+	o := Options{Clients: fakeClients(t, url, "us-east-1"), NewBackOff: fastBackOff}
+	arn, version := create(t, fk, "shared/db", smfake.Value{String: `{"password":"cross-account"}`})
+	if !strings.HasPrefix(arn, "arn:aws:secretsmanager:eu-west-1:444455556666:secret:shared/db-") {
+		t.Fatalf("the fake issued %s, want an ARN of account 444455556666 in eu-west-1", arn)
+	}
+	partialARN := strings.TrimSuffix(arn, arn[len(arn)-7:])
+	p := &plan.Plan{Version: 1, Dir: "/d", Region: "us-east-1", Secrets: []plan.Secret{
+		{File: "full", ID: arn, Key: "password"},
+		{File: "partial", ID: partialARN},
+	}}
+	res, err := Fetch(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res[0].Value) != "cross-account" || res[0].VersionID != version {
+		t.Errorf("by full ARN: %s at version %s, want the secret's password at %s", digest(res[0].Value), res[0].VersionID, version)
+	}
+	if !strings.Contains(string(res[1].Value), "cross-account") {
+		t.Errorf("by partial ARN: %s, want the secret", digest(res[1].Value))
+	}
+
+	byName := &plan.Plan{Version: 1, Dir: "/d", Region: "us-east-1", Secrets: []plan.Secret{{File: "name", ID: "shared/db"}}}
+	if _, err = Fetch(context.Background(), byName, o); err == nil || !strings.Contains(err.Error(), "shared/db") {
+		t.Errorf("by name from us-east-1: %v, want a failure naming shared/db (the secret lives in eu-west-1)", err)
+	}
+}
