@@ -469,14 +469,9 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 func stall(ctx context.Context, addr string, conf *tls.Config, junk []byte, length int) string {
-	d := tls.Dialer{Config: conf.Clone()}
-	d.Config.NextProtos = []string{"http/1.1"}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "held to the end"
-		}
-		return "dial failed"
+	conn, outcome := dialHTTP1(ctx, addr, conf)
+	if conn == nil {
+		return outcome
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -485,12 +480,9 @@ func stall(ctx context.Context, addr string, conf *tls.Config, junk []byte, leng
 	// The write fails once the server gives up and closes; read its answer
 	// either way.
 	_, _ = conn.Write(junk)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "held to the end"
-		}
-		return "closed without an answer"
+	resp, outcome := readAnswer(ctx, conn)
+	if resp == nil {
+		return outcome
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
@@ -509,14 +501,9 @@ func headerLoop(ctx context.Context, addr string, conf *tls.Config, size, line i
 }
 
 func holdHeaders(ctx context.Context, addr string, conf *tls.Config, size, line int) string {
-	d := tls.Dialer{Config: conf.Clone()}
-	d.Config.NextProtos = []string{"http/1.1"}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "held to the end"
-		}
-		return "dial failed"
+	conn, outcome := dialHTTP1(ctx, addr, conf)
+	if conn == nil {
+		return outcome
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -536,15 +523,40 @@ func holdHeaders(ctx context.Context, addr string, conf *tls.Config, size, line 
 		}
 		_ = w.Flush()
 	}()
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "held to the end"
-		}
-		return "closed without an answer"
+	resp, outcome := readAnswer(ctx, conn)
+	if resp == nil {
+		return outcome
 	}
 	resp.Body.Close()
 	return fmt.Sprintf("HTTP %d", resp.StatusCode)
+}
+
+// dialHTTP1 opens a TLS connection that offers HTTP/1.1 alone, or returns
+// nil and the outcome to count: "held to the end" when ctx ended first.
+func dialHTTP1(ctx context.Context, addr string, conf *tls.Config) (net.Conn, string) {
+	d := tls.Dialer{Config: conf.Clone()}
+	d.Config.NextProtos = []string{"http/1.1"}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "held to the end"
+		}
+		return nil, "dial failed"
+	}
+	return conn, ""
+}
+
+// readAnswer reads the server's answer on conn, or returns nil and the
+// outcome to count when there is none.
+func readAnswer(ctx context.Context, conn net.Conn) (*http.Response, string) {
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, "held to the end"
+		}
+		return nil, "closed without an answer"
+	}
+	return resp, ""
 }
 
 // lastPart is the last part of an error's message, what went wrong without
