@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestOtherReaders(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNamespace(t, "readers")
-			if slicesHasRoot(tt.users) {
+			if slices.ContainsFunc(tt.users, readerUser.isRoot) {
 				// A root container is outside the restricted standard; the
 				// injected containers are still checked against baseline.
 				relabelNamespace(t, ns, "baseline")
@@ -70,7 +71,7 @@ func TestOtherReaders(t *testing.T) {
 			if tt.fsGroup {
 				spec.SecurityContext.FSGroup = ptr.To[int64](fsGroup)
 			}
-			if slicesHasRoot(tt.users) {
+			if slices.ContainsFunc(tt.users, readerUser.isRoot) {
 				spec.SecurityContext.RunAsNonRoot = nil
 			}
 			ann := refreshAnnotations(map[string]string{"token": tokenID, "conf": confID}, map[string]string{
@@ -135,14 +136,7 @@ func readAs(t testing.TB, ns, pod, container string) listing {
 	return l
 }
 
-func slicesHasRoot(users []readerUser) bool {
-	for _, u := range users {
-		if u.uid == 0 {
-			return true
-		}
-	}
-	return false
-}
+func (u readerUser) isRoot() bool { return u.uid == 0 }
 
 // relabelNamespace sets the Pod Security Standard a namespace enforces.
 func relabelNamespace(t testing.TB, ns, level string) {

@@ -294,7 +294,7 @@ func TestRefreshRestartFetchFails(t *testing.T) {
 	// new version, and its turn is still at least ten seconds away.
 	time.Sleep(2*refreshInterval + 2*time.Second)
 	injectFault(t, smfake.FaultJSON{Operation: "GetSecretValue", SecretID: id, Code: "AccessDeniedException", Status: 400, Message: "revoked"})
-	term := waitFetchFailed(t, ns, name)
+	term := waitInitFailed(t, ns, name)
 	if !strings.Contains(term.Message, "AccessDenied") {
 		t.Errorf("the init container's termination message does not say AccessDenied (%d bytes)", len(term.Message))
 	}
@@ -325,26 +325,6 @@ func initStatus(p corev1.Pod, name string) corev1.ContainerStatus {
 		}
 	}
 	return corev1.ContainerStatus{}
-}
-
-// waitFetchFailed waits until secretfetch-init has failed on its own (not
-// removed for RestartAllContainers, which the kubelet records as exit 137),
-// and returns that termination.
-func waitFetchFailed(t testing.TB, ns, pod string) *corev1.ContainerStateTerminated {
-	t.Helper()
-	var term *corev1.ContainerStateTerminated
-	err := retry(context.Background(), 90*time.Second, func() error {
-		s := initStatus(getPod(t, ns, pod), "secretfetch-init")
-		for _, st := range []corev1.ContainerState{s.State, s.LastTerminationState} {
-			if st.Terminated != nil && st.Terminated.ExitCode != 0 && st.Terminated.Reason != "RestartingAllContainers" {
-				term = st.Terminated
-				return nil
-			}
-		}
-		return fmt.Errorf("secretfetch-init has not failed on its own yet")
-	})
-	requireNoErr(t, err, "waiting for the init container to fail")
-	return term
 }
 
 // BenchmarkRestartVsRollout measures, for one Deployment of one replica

@@ -289,7 +289,9 @@ func etcdDump(t testing.TB) []byte {
 }
 
 // waitInitFailed waits until the pod's secretfetch-init container has
-// terminated with an error at least once, and returns that termination.
+// terminated with an error of its own at least once, and returns that
+// termination. A removal for RestartAllContainers (restart on change), which
+// the kubelet records as exit 137, is not one.
 func waitInitFailed(t testing.TB, ns, pod string) *corev1.ContainerStateTerminated {
 	t.Helper()
 	ctx := context.Background()
@@ -304,7 +306,7 @@ func waitInitFailed(t testing.TB, ns, pod string) *corev1.ContainerStateTerminat
 				continue
 			}
 			for _, st := range []corev1.ContainerState{s.State, s.LastTerminationState} {
-				if st.Terminated != nil && st.Terminated.ExitCode != 0 {
+				if st.Terminated != nil && st.Terminated.ExitCode != 0 && st.Terminated.Reason != "RestartingAllContainers" {
 					term = st.Terminated
 					return nil
 				}
