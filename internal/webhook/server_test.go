@@ -81,16 +81,7 @@ func TestRunHeaderLimits(t *testing.T) {
 		fmt.Fprintf(conn, "%sContent-Length: %d\r\nX-Pad: %s\r\n\r\n%s", requestLine, len(body),
 			strings.Repeat("a", maxHeaderBytes-len(requestLine)-100), body)
 		_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("reading the answer: %v", err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkInjected(t, resp.StatusCode, b)
+		readInjected(t, conn)
 	})
 	t.Run("headers sent slowly", func(t *testing.T) {
 		conn := dial(t)

@@ -282,16 +282,7 @@ func TestRunFinishesRequestsInFlight(t *testing.T) {
 	if _, err := conn.Write(body[half:]); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("reading the response of the request in flight: %v", err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkInjected(t, resp.StatusCode, b)
+	readInjected(t, conn)
 	if err := s.wait(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -473,4 +464,20 @@ func TestRunReloadsCertificate(t *testing.T) {
 	s.pool = newPool
 	code, body := s.post(t)
 	checkInjected(t, code, body)
+}
+
+// readInjected reads one answer on conn and checks that it injected the
+// pod.
+func readInjected(t *testing.T, conn net.Conn) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInjected(t, resp.StatusCode, b)
 }
