@@ -28,10 +28,22 @@ func TestRefreshFlags(t *testing.T) {
 		"--refresh-interval=25h":                                               "--refresh-interval: 25h0m0s is outside the allowed range",
 		"--refresh-interval=1m --refresh-notify=http://10.0.0.1:80/":           "--refresh-notify: \"http://10.0.0.1:80/\": the host must be a loopback address",
 		"--refresh-interval=1m --refresh-notify=https://127.0.0.1:8443/reload": "--refresh-notify: \"https://127.0.0.1:8443/reload\": the scheme must be http",
+		// Restart on change.
+		"--refresh-restart": "--refresh-restart needs --refresh-interval",
+		"--refresh-interval=1m --refresh-restart-window=5m":                            "--refresh-restart-window needs --refresh-restart",
+		"--refresh-interval=1m --refresh-restart-spacing=20m":                          "--refresh-restart-spacing needs --refresh-restart",
+		"--refresh-interval=1m --refresh-restart --refresh-restart-window=25h":         "--refresh-restart-window: 25h0m0s is outside the allowed range",
+		"--refresh-interval=1m --refresh-restart --refresh-restart-window=-1s":         "--refresh-restart-window: -1s is outside the allowed range",
+		"--refresh-interval=1m --refresh-restart --refresh-restart-spacing=30s":        "--refresh-restart-spacing: 30s is outside the allowed range",
+		"--refresh-interval=1m --refresh-restart --refresh-restart-spacing=169h":       "--refresh-restart-spacing: 169h0m0s is outside the allowed range",
+		"--refresh-interval=1m --refresh-restart --refresh-restart-window=ten-minutes": "invalid value",
 	} {
 		err, _ := h.run(t, nil, append(base, strings.Fields(args)...)...)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: Run = %v, want %q", args, err, want)
+		}
+		if code := ExitCode(err); code != 1 {
+			t.Errorf("%s: exit code %d, want 1", args, code)
 		}
 	}
 }

@@ -18,30 +18,6 @@ import (
 	"github.com/secretfetch/secretfetch/internal/smfake"
 )
 
-func TestRestartFlags(t *testing.T) {
-	h := newHarness(t)
-	dir := t.TempDir()
-	base := []string{"--dir", dir, "--secret", "a=app/a", "--region", "us-east-1", "--allow-non-tmpfs"}
-	for args, want := range map[string]string{
-		"--refresh-restart": "--refresh-restart needs --refresh-interval",
-		"--refresh-interval=1m --refresh-restart-window=5m":                            "--refresh-restart-window needs --refresh-restart",
-		"--refresh-interval=1m --refresh-restart-spacing=20m":                          "--refresh-restart-spacing needs --refresh-restart",
-		"--refresh-interval=1m --refresh-restart --refresh-restart-window=25h":         "--refresh-restart-window: 25h0m0s is outside the allowed range",
-		"--refresh-interval=1m --refresh-restart --refresh-restart-window=-1s":         "--refresh-restart-window: -1s is outside the allowed range",
-		"--refresh-interval=1m --refresh-restart --refresh-restart-spacing=30s":        "--refresh-restart-spacing: 30s is outside the allowed range",
-		"--refresh-interval=1m --refresh-restart --refresh-restart-spacing=169h":       "--refresh-restart-spacing: 169h0m0s is outside the allowed range",
-		"--refresh-interval=1m --refresh-restart --refresh-restart-window=ten-minutes": "invalid value",
-	} {
-		err, _ := h.run(t, nil, append(base, strings.Fields(args)...)...)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: Run = %v, want %q", args, err, want)
-		}
-		if code := ExitCode(err); code != 1 {
-			t.Errorf("%s: exit code %d, want 1", args, code)
-		}
-	}
-}
-
 // TestExitCode: plan.RestartExitCode is the exit code of a *restart.Error,
 // wrapped or not, and of nothing else; init-fetch's failures exit with 1.
 func TestExitCode(t *testing.T) {
