@@ -62,7 +62,13 @@ type Plan struct {
 	// Region is the AWS region for secrets whose ID is not an ARN. An ARN's
 	// own region always wins, because Secrets Manager only serves a secret
 	// from the region it lives in.
-	Region  string   `json:"region,omitempty"`
+	Region string `json:"region,omitempty"`
+	// FailoverRegion, when set, is the region of the secrets' replicas,
+	// read when the primary region cannot answer (see FailoverFor).
+	FailoverRegion string `json:"failoverRegion,omitempty"`
+	// Batch asks for the secrets with BatchGetSecretValue, up to 20 a
+	// call, where a request allows it (the current version only).
+	Batch   bool     `json:"batch,omitempty"`
 	Secrets []Secret `json:"secrets"`
 	// EnvDir is the absolute directory of the env file (EnvFileName) that
 	// the kubelet reads the secrets' environment variables from. It is set
@@ -115,6 +121,27 @@ func (p *Plan) RegionFor(s Secret) string {
 		return a.Region
 	}
 	return p.Region
+}
+
+// FailoverFor returns the replica region of s and the secret ID to ask it
+// for: an ARN is rewritten to the replica's region, since a replica keeps
+// its primary's ARN but for the region. It returns "" when the plan names no
+// failover region or s already lives in it.
+func (p *Plan) FailoverFor(s Secret) (region, id string) {
+	if p.FailoverRegion == "" || p.FailoverRegion == p.RegionFor(s) {
+		return "", ""
+	}
+	return p.FailoverRegion, ReplicaID(s.ID, p.FailoverRegion)
+}
+
+// ReplicaID is id for the replica in region: an ARN (full or partial) with
+// its region replaced, a name as it is (the client's region decides).
+func ReplicaID(id, region string) string {
+	a, err := ParseARN(id)
+	if err != nil {
+		return id
+	}
+	return "arn:" + a.Partition + ":secretsmanager:" + region + ":" + a.AccountID + ":secret:" + a.Name
 }
 
 // Mode is a read-only file mode. It is written in JSON as an octal string
@@ -251,6 +278,13 @@ func (p *Plan) Validate() error {
 	}
 	if p.Region != "" && !isRegion(p.Region) {
 		add("region", "%q is not an AWS region name such as us-east-1", p.Region)
+	}
+	switch {
+	case p.FailoverRegion == "":
+	case !isRegion(p.FailoverRegion):
+		add("failoverRegion", "%q is not an AWS region name such as us-west-2", p.FailoverRegion)
+	case p.FailoverRegion == p.Region:
+		add("failoverRegion", "%q is the region itself; name the region that holds the replicas", p.FailoverRegion)
 	}
 	if len(p.Secrets) == 0 {
 		add("secrets", "at least one secret is required")

@@ -383,3 +383,38 @@ func TestValidatePatternAgreesWithCompile(t *testing.T) {
 		}
 	}
 }
+
+func TestFailoverFor(t *testing.T) {
+	p := validPlan()
+	p.FailoverRegion = "us-west-2"
+	if err := p.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	for _, tc := range []struct {
+		id, region, wantID string
+	}{
+		{"prod/api_key", "us-west-2", "prod/api_key"},
+		{exampleARN, "us-west-2", "arn:aws:secretsmanager:us-west-2:111122223333:secret:prod/db-AbCdEf"},
+		{"arn:aws:secretsmanager:us-west-2:111122223333:secret:local", "", ""}, // lives in the failover region
+	} {
+		region, id := p.FailoverFor(plan.Secret{File: "f", ID: tc.id})
+		if region != tc.region || id != tc.wantID {
+			t.Errorf("FailoverFor(%s) = %q, %q; want %q, %q", tc.id, region, id, tc.region, tc.wantID)
+		}
+	}
+	p.FailoverRegion = ""
+	if region, _ := p.FailoverFor(plan.Secret{ID: "x"}); region != "" {
+		t.Errorf("no failover region: FailoverFor = %q, want none", region)
+	}
+}
+
+func TestFailoverRegionInvalid(t *testing.T) {
+	for _, region := range []string{"us-east-1", "mars", "US-WEST-2"} {
+		p := validPlan()
+		p.FailoverRegion = region
+		err := p.Validate()
+		if err == nil || !strings.Contains(err.Error(), "failoverRegion:") {
+			t.Errorf("failoverRegion %q: Validate = %v, want an error naming failoverRegion", region, err)
+		}
+	}
+}
