@@ -1,102 +1,34 @@
 package mutate
 
+import "github.com/secretfetch/secretfetch/internal/grammar"
+
 // The annotation keys that make up the user's contract (docs: design.md, "The
-// user's contract: annotations"). They go on the pod template. Only the
-// parser in parse.go reads them; everything after it works on the typed
-// Injection.
+// user's contract: annotations"). They are the grammar package's, which is
+// the only code that reads them; these names keep the webhook's code short.
 const (
-	// Prefix is the common prefix of every secretfetch annotation. Any other
-	// key under it is an error, so that a typo is reported, not ignored.
-	Prefix = "secretfetch.io/"
+	Prefix                         = grammar.Prefix
+	AnnotationInject               = grammar.AnnotationInject
+	AnnotationRegion               = grammar.AnnotationRegion
+	AnnotationMountPath            = grammar.AnnotationMountPath
+	AnnotationContainers           = grammar.AnnotationContainers
+	AnnotationRefreshInterval      = grammar.AnnotationRefreshInterval
+	AnnotationRefreshNotify        = grammar.AnnotationRefreshNotify
+	AnnotationRefreshRestart       = grammar.AnnotationRefreshRestart
+	AnnotationRefreshRestartWindow = grammar.AnnotationRefreshRestartWindow
+	AnnotationStatus               = grammar.AnnotationStatus
+	StatusInjected                 = grammar.StatusInjected
 
-	// AnnotationInject opts a pod in with "true". "false" passes the pod
-	// through unchanged; any other value is denied, so that "yes" is an
-	// error rather than a silent skip.
-	AnnotationInject = Prefix + "inject"
-
-	// AnnotationRegion is the AWS region for secrets given by name. An ARN's
-	// own region always wins. Default: the webhook's --default-region.
-	AnnotationRegion = Prefix + "region"
-
-	// AnnotationMountPath is the absolute directory, in the selected
-	// containers, that holds one file per secret. Default: plan.DefaultDir.
-	AnnotationMountPath = Prefix + "mount-path"
-
-	// AnnotationContainers is a comma-separated list of the containers (init
-	// containers included) that get the read-only mount. Default: every app
-	// container (spec.containers).
-	AnnotationContainers = Prefix + "containers"
-
-	// AnnotationRefreshInterval turns refresh on: a Go duration between the
-	// webhook's --min-refresh-interval and plan.MaxRefreshInterval. The
-	// webhook then adds the refresh sidecar (sidecar.go).
-	AnnotationRefreshInterval = Prefix + "refresh-interval"
-
-	// AnnotationRefreshNotify is a loopback URL (http://127.0.0.1:<port>/
-	// <path>) that the refresh sidecar POSTs to after each swap. It needs
-	// AnnotationRefreshInterval.
-	AnnotationRefreshNotify = Prefix + "refresh-notify"
-
-	// AnnotationRefreshRestart, "true", restarts the pod's containers in
-	// place once the refresh sidecar has checked a new version of any of its
-	// secrets, so that apps that read a file once, or an environment
-	// variable, start again with the new value (parse_restart.go). It needs
-	// AnnotationRefreshInterval, and Kubernetes 1.36+.
-	AnnotationRefreshRestart = Prefix + "refresh-restart"
-
-	// AnnotationRefreshRestartWindow spreads the restarts of a workload's
-	// pods over this Go duration (0s: at once). Default: the webhook's
-	// --refresh-restart-window.
-	AnnotationRefreshRestartWindow = Prefix + "refresh-restart-window"
-
-	// AnnotationStatus is written by the webhook; its only value is
-	// StatusInjected. Users do not set it.
-	AnnotationStatus = Prefix + "status"
-
-	// StatusInjected marks a pod the webhook has mutated.
-	StatusInjected = "injected"
+	SecretPrefix       = grammar.SecretPrefix
+	KeyPrefix          = grammar.KeyPrefix
+	VersionStagePrefix = grammar.VersionStagePrefix
+	VersionIDPrefix    = grammar.VersionIDPrefix
+	ModePrefix         = grammar.ModePrefix
+	PatternPrefix      = grammar.PatternPrefix
+	EnvPrefix          = grammar.EnvPrefix
+	FilePrefix         = grammar.FilePrefix
+	FormatPrefix       = grammar.FormatPrefix
+	AllowKeysPrefix    = grammar.AllowKeysPrefix
 )
-
-// Per-secret annotation key prefixes. The rest of the key, <name>, is the
-// file name (see plan.ValidateName). Every per-secret key other than
-// secret-<name> needs a secret-<name> with the same name.
-const (
-	// SecretPrefix + <name>: the secret ID (full ARN, partial ARN or name).
-	SecretPrefix = Prefix + "secret-"
-	// KeyPrefix + <name>: a dotted path into a JSON SecretString.
-	KeyPrefix = Prefix + "key-"
-	// VersionStagePrefix + <name>: a staging label such as AWSPREVIOUS.
-	VersionStagePrefix = Prefix + "version-stage-"
-	// VersionIDPrefix + <name>: a version ID; not combined with a stage.
-	VersionIDPrefix = Prefix + "version-id-"
-	// ModePrefix + <name>: the file mode, one of plan.AllowedModes.
-	ModePrefix = Prefix + "mode-"
-	// PatternPrefix + <name>: an RE2 pattern the whole value must match.
-	PatternPrefix = Prefix + "pattern-"
-	// EnvPrefix + <name>: also expose the value as this environment
-	// variable, through EnvFiles (fileKeyRef).
-	EnvPrefix = Prefix + "env-"
-	// FilePrefix + <name>: "false" delivers the secret only as its env var.
-	FilePrefix = Prefix + "file-"
-	// FormatPrefix + <name>: render a JSON object as one of plan.Formats.
-	FormatPrefix = Prefix + "format-"
-	// AllowKeysPrefix + <name>: a comma-separated list of keys that a
-	// dotenv rendering refuses by default, because they change how a
-	// process runs (render.ProcessKey), and that this file may hold. The
-	// keys are compared exactly. It needs FormatPrefix + <name>: dotenv.
-	// (Not "format-allow-keys-": one prefix of a key would then be the
-	// start of another, and "format-allow-keys-db" could be either.)
-	AllowKeysPrefix = Prefix + "allow-keys-"
-)
-
-// secretKeyPrefixes lists the per-secret prefixes other than SecretPrefix,
-// in the order the parser reports them.
-var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPrefix, ModePrefix, PatternPrefix,
-	EnvPrefix, FilePrefix, FormatPrefix, AllowKeysPrefix}
-
-// allowedKeys is how the denial for an unknown key lists what is allowed.
-const allowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, refresh-restart, refresh-restart-window, secret-<name>, key-<name>, " +
-	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>, env-<name>, file-<name>, format-<name>, allow-keys-<name>"
 
 // Names of what the webhook adds to a pod. They are reserved: a pod that
 // already has them is treated as mutated before, and they are brought up to
@@ -105,11 +37,11 @@ const (
 	// VolumeName is the memory-backed emptyDir that holds the files.
 	VolumeName = "secretfetch-secrets"
 	// InitContainerName is the init container that runs init-fetch.
-	InitContainerName = "secretfetch-init"
+	InitContainerName = grammar.InitContainerName
 	// RefreshContainerName is the refresh sidecar: a native sidecar (an
 	// init container with restartPolicy Always) right after the init
 	// container, running init-fetch in refresh mode.
-	RefreshContainerName = "secretfetch-refresh"
+	RefreshContainerName = grammar.RefreshContainerName
 	// InitCommand is the init-fetch binary in the init image.
 	InitCommand = "/init-fetch"
 	// EnvVolumeName is the memory-backed emptyDir that holds the env file
@@ -117,5 +49,5 @@ const (
 	// container mounts it.
 	EnvVolumeName = "secretfetch-env"
 	// EnvMountPath is where the init container mounts it (plan.EnvDir).
-	EnvMountPath = "/var/run/secretfetch-env"
+	EnvMountPath = grammar.EnvMountPath
 )

@@ -3,9 +3,10 @@
 // encoded plan, and read-only mounts of the volume in the containers that
 // read the secrets.
 //
-// The flow is parse, apply, patch. Parse reads the annotations (the only
-// code that does) into a validated Injection and reports every problem at
-// once as a field.ErrorList. Apply is a pure, idempotent function of the pod,
+// The flow is parse, apply, patch. Parse reads the annotations with the
+// grammar package (the only code that reads them; init-fetch and the render
+// command use it too), checks the pod spec against them, and returns a
+// validated Injection or every problem at once as a field.ErrorList. Apply is a pure, idempotent function of the pod,
 // the Injection and the webhook's Config. Handler adapts both to admission
 // requests and lets controller-runtime compute the JSON patch, from the part
 // of the pod that Apply writes (podView). Endpoint serves Handler over HTTP,

@@ -3,123 +3,23 @@ package mutate
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
-	"github.com/secretfetch/secretfetch/internal/plan"
+	"github.com/secretfetch/secretfetch/internal/grammar"
 )
 
 // WithEnvFiles says whether the cluster supports EnvFiles (fileKeyRef),
 // from --env-files. Without it, env-<name> is denied.
 func WithEnvFiles(enabled bool) ParseOption {
-	return func(s *parseSettings) { s.noEnvFiles = !enabled }
+	return func(s *grammar.Settings) { s.NoEnvFiles = !enabled }
 }
 
 // parseOptions are the ParseOptions that cfg implies.
 func (c Config) parseOptions() []ParseOption {
 	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), WithRestart(c.Restart)}
-}
-
-// parseOutputs reads env-<name>, file-<name>, format-<name> and
-// allow-keys-<name> into the plan's secrets, and checks them against the
-// pod: what each secret is delivered as (a file, a rendered file, an
-// environment variable) is decided here and nowhere else.
-func parseOutputs(pod *corev1.Pod, p *plan.Plan, secrets map[string]*secretKeys, readers []string, st parseSettings) field.ErrorList {
-	var errs field.ErrorList
-	var envOwner map[string]string // variable -> the name whose env- key sets it; made on first use
-	// Checked first: envClashes looks through every reader per variable.
-	vars := 0
-	for _, s := range secrets {
-		if _, ok := s.other[EnvPrefix]; ok {
-			vars++
-		}
-	}
-	tooMany := vars*len(readers) > MaxEnvEntries
-	if tooMany {
-		errs = append(errs, field.Invalid(annotationsPath, omit, fmt.Sprintf(
-			"%d variables (%s<name>) in %d containers would add %d env entries; a pod may get at most %d: list the containers that need them in %s, or use fewer variables",
-			vars, EnvPrefix, len(readers), vars*len(readers), MaxEnvEntries, AnnotationContainers)))
-	}
-	for i := range p.Secrets {
-		sec := &p.Secrets[i]
-		s := secrets[sec.File]
-		if v, ok := s.other[FilePrefix]; ok {
-			switch v {
-			case "true":
-			case "false":
-				sec.NoFile = true
-			default:
-				errs = append(errs, field.NotSupported(annotationPath(FilePrefix+sec.File), v, []string{"true", "false"}))
-			}
-		}
-		if v, ok := s.other[FormatPrefix]; ok {
-			fp := annotationPath(FormatPrefix + sec.File)
-			if f, err := plan.ParseFormat(v); err != nil {
-				errs = append(errs, field.NotSupported(fp, v, []string{"dotenv", "json", "properties", "yaml"}))
-			} else {
-				sec.Format = f
-			}
-			if sec.NoFile {
-				errs = append(errs, field.Forbidden(fp, fmt.Sprintf("%s%s is \"false\", so there is no file to render; remove one of the two", FilePrefix, sec.File)))
-			}
-		}
-		if v, ok := s.other[AllowKeysPrefix]; ok {
-			keys, allowErrs := parseAllowKeys(sec, v, s.other)
-			sec.AllowKeys = keys
-			errs = append(errs, allowErrs...)
-		}
-		if _, ok := s.other[ModePrefix]; ok && sec.NoFile {
-			errs = append(errs, field.Forbidden(annotationPath(ModePrefix+sec.File),
-				fmt.Sprintf("%s%s is \"false\", so there is no file to give a mode; remove one of the two", FilePrefix, sec.File)))
-		}
-		v, ok := s.other[EnvPrefix]
-		if !ok {
-			if sec.NoFile {
-				errs = append(errs, field.Invalid(annotationPath(FilePrefix+sec.File), "false",
-					fmt.Sprintf("with no file, the secret goes nowhere: add %s%s to deliver it as an environment variable, or remove this key", EnvPrefix, sec.File)))
-			}
-			continue
-		}
-		ep := annotationPath(EnvPrefix + sec.File)
-		if st.noEnvFiles {
-			errs = append(errs, field.Forbidden(ep,
-				"EnvFiles needs Kubernetes 1.35 or later, and this webhook runs with --env-files=false; deliver the secret as a file instead"))
-			continue
-		}
-		if msgs := validation.IsEnvVarName(v); len(msgs) > 0 {
-			errs = append(errs, field.Invalid(ep, v, strings.Join(msgs, "; ")))
-			continue
-		}
-		if other, dup := envOwner[v]; dup {
-			errs = append(errs, field.Invalid(ep, v, fmt.Sprintf("%s%s already sets this variable; variable names must be unique in the pod", EnvPrefix, other)))
-			continue
-		}
-		if envOwner == nil {
-			envOwner = map[string]string{}
-		}
-		envOwner[v] = sec.File
-		if sec.Format != "" {
-			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s%s renders a file of many keys, and a variable takes one value; use %s%s to pick one field",
-				FormatPrefix, sec.File, KeyPrefix, sec.File)))
-		}
-		if !tooMany {
-			errs = append(errs, envClashes(pod, readers, ep, v)...)
-		}
-		sec.Env = v
-	}
-	if len(envOwner) > 0 {
-		p.EnvDir = EnvMountPath
-		if within(p.Dir, EnvMountPath) || within(EnvMountPath, p.Dir) {
-			errs = append(errs, field.Invalid(annotationPath(AnnotationMountPath), p.Dir,
-				fmt.Sprintf("overlaps %s, where the init container writes the env file; choose another directory", EnvMountPath)))
-		}
-	}
-	errs = append(errs, foreignEnvRefs(pod, readers, envOwner)...)
-	return append(errs, envVolumeMisuse(pod)...)
 }
 
 // foreignEnvRefs refuses a fileKeyRef into the env file that the webhook

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/secretfetch/secretfetch/internal/grammar"
 	"github.com/secretfetch/secretfetch/internal/plan"
 )
 
@@ -88,8 +89,8 @@ func TestParseAllowKeys(t *testing.T) {
 // TestAllowKeysAnnotationIsKnown: the new key is not an unknown
 // secretfetch.io annotation, and the denial for one lists it.
 func TestAllowKeysAnnotationIsKnown(t *testing.T) {
-	if !strings.Contains(allowedKeys, "allow-keys-<name>") {
-		t.Errorf("allowedKeys does not list allow-keys-<name>: %s", allowedKeys)
+	if !strings.Contains(grammar.AllowedKeys, "allow-keys-<name>") {
+		t.Errorf("grammar.AllowedKeys does not list allow-keys-<name>: %s", grammar.AllowedKeys)
 	}
 	if AllowKeysPrefix != "secretfetch.io/allow-keys-" {
 		t.Errorf("AllowKeysPrefix = %q", AllowKeysPrefix)

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
+	"github.com/secretfetch/secretfetch/internal/grammar"
 	"github.com/secretfetch/secretfetch/internal/plan"
 )
 
@@ -464,9 +465,9 @@ func TestCheckMountPath(t *testing.T) {
 		{"/var/run/secrets/kubernetes.io.bak", true},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
-			err := checkMountPath(tt.path)
+			err := grammar.CheckMountPath(tt.path)
 			if (err == nil) != tt.ok {
-				t.Fatalf("checkMountPath(%q) = %v, want ok=%v", tt.path, err, tt.ok)
+				t.Fatalf("grammar.CheckMountPath(%q) = %v, want ok=%v", tt.path, err, tt.ok)
 			}
 		})
 	}
