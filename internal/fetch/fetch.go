@@ -76,12 +76,25 @@ type Options struct {
 	// OnRetry, when set, is called before each wait between two attempts,
 	// for logging. It may be called from several goroutines at once.
 	OnRetry func(Retry)
+	// PrimaryAttempts is how many retryable failures in a row move a
+	// request from its region to the plan's failover region; 0 means
+	// DefaultPrimaryAttempts.
+	PrimaryAttempts int
+	// OnFailover, when set, is called when a request moves to the
+	// failover region, and OnBatchFallback when secrets of a
+	// BatchGetSecretValue call are asked again one by one. Either may be
+	// called from several goroutines at once.
+	OnFailover      func(Failover)
+	OnBatchFallback func(BatchFallback)
+	// Calls, when set, counts every call made.
+	Calls *Calls
 }
 
 // Retry describes the wait before the next attempt of one request.
 type Retry struct {
-	ID    string   // the secret ID asked for
-	Files []string // the files the request is for
+	ID     string   // the secret ID asked for
+	Files  []string // the files the request is for
+	Region string   // where the attempt was made
 	// Attempt is how many attempts were made; Code and Err are the last
 	// one's failure.
 	Attempt int
@@ -134,6 +147,11 @@ type Result struct {
 	Binary   bool
 	Attempts int
 	Duration time.Duration
+	// Region is the region that served the value: the secret's own, or
+	// the plan's failover region.
+	Region string
+	// Batched says the value came from a BatchGetSecretValue call.
+	Batched bool
 }
 
 // ZeroAll overwrites every value with zeros.
@@ -190,6 +208,8 @@ var ErrNoRegion = errors.New("no AWS region: give an ARN, set the plan's region,
 type SecretError struct {
 	ID   string
 	File string
+	// Region is the region that answered last.
+	Region string
 	// Code is the AWS error code (for example AccessDeniedException) or one
 	// of the Code constants of this package.
 	Code     string
@@ -267,6 +287,28 @@ func (e *Error) Unwrap() []error {
 //
 // The deadline of ctx bounds everything, retries included.
 func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
+	results, failures, err := FetchEach(ctx, p, o)
+	if err != nil {
+		return nil, err
+	}
+	var failed []*SecretError
+	for _, f := range failures {
+		if f != nil {
+			failed = append(failed, f)
+		}
+	}
+	if len(failed) > 0 {
+		ZeroAll(results)
+		return nil, &Error{Failures: failed, Total: len(p.Secrets)}
+	}
+	return results, nil
+}
+
+// FetchEach is Fetch for a caller that uses what succeeded when something
+// else failed (the refresh sidecar): for each secret of p, by index, either
+// its result or its failure. The error is for a plan it cannot start on.
+// The caller zeroes the results.
+func FetchEach(ctx context.Context, p *plan.Plan, o Options) ([]Result, []*SecretError, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
@@ -286,54 +328,42 @@ func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 		}
 		re, err := plan.CompilePattern(s.Pattern)
 		if err != nil {
-			return nil, fmt.Errorf("secrets[%d].pattern: %w", i, err)
+			return nil, nil, fmt.Errorf("secrets[%d].pattern: %w", i, err)
 		}
 		patterns[i] = re
 	}
 	if o.Clients == nil {
 		cfg, err := LoadConfig(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
+			return nil, nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 		}
 		o.Clients = SDKClients(cfg)
 	}
 
 	// One client per region, made before any request so that a region
 	// problem is reported for every secret it concerns.
-	type clientOrErr struct {
-		api API
-		err error
-	}
 	clients := make(map[string]clientOrErr)
 	for _, s := range p.Secrets {
-		region := p.RegionFor(s)
-		if _, ok := clients[region]; !ok {
-			api, err := o.Clients(region)
-			clients[region] = clientOrErr{api, err}
+		for j, region := range []string{p.RegionFor(s), failoverRegion(p, s)} {
+			if _, ok := clients[region]; !ok && (j == 0 || region != "") {
+				api, err := o.Clients(region)
+				clients[region] = clientOrErr{api, err}
+			}
 		}
 	}
 
-	results := make([]Result, len(p.Secrets))
-	failures := make([]*SecretError, len(p.Secrets))
+	f := &fetcher{p: p, o: &o, patterns: patterns, clients: clients,
+		results: make([]Result, len(p.Secrets)), failures: make([]*SecretError, len(p.Secrets))}
 	reqs := requests(p)
+	if p.Batch {
+		reqs = f.batch(ctx, reqs)
+	}
 	work := make(chan *request)
 	var wg sync.WaitGroup
 	for range min(o.Concurrency, len(reqs)) {
 		wg.Go(func() {
 			for r := range work {
-				c := clients[r.region]
-				if c.err != nil {
-					code := CodeUnknown
-					if errors.Is(c.err, ErrNoRegion) {
-						code = CodeMissingRegion
-					}
-					for _, i := range r.secrets {
-						s := p.Secrets[i]
-						failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Err: fmt.Errorf("making a client: %w", c.err)}
-					}
-					continue
-				}
-				r.fetch(ctx, c.api, p, patterns, &o, results, failures)
+				f.fetch(ctx, r)
 			}
 		})
 	}
@@ -342,18 +372,63 @@ func Fetch(ctx context.Context, p *plan.Plan, o Options) ([]Result, error) {
 	}
 	close(work)
 	wg.Wait()
+	return f.results, f.failures, nil
+}
 
-	var failed []*SecretError
-	for _, f := range failures {
-		if f != nil {
-			failed = append(failed, f)
+// failoverRegion is the failover region of s, or "" for none.
+func failoverRegion(p *plan.Plan, s plan.Secret) string {
+	region, _ := p.FailoverFor(s)
+	return region
+}
+
+type clientOrErr struct {
+	api API
+	err error
+}
+
+// fetcher is one run of FetchEach: what every request reads and fills in.
+type fetcher struct {
+	p        *plan.Plan
+	o        *Options
+	patterns []*regexp.Regexp
+	clients  map[string]clientOrErr
+	results  []Result
+	failures []*SecretError
+}
+
+// targets are the regions r can be asked in: its own, then the failover
+// region's replica. A failover region without a client is left out.
+func (f *fetcher) targets(r *request) ([]Target[API], error) {
+	c := f.clients[r.region]
+	if c.err != nil {
+		return nil, c.err
+	}
+	t := []Target[API]{{Region: r.region, ID: aws.ToString(r.input.SecretId), API: c.api}}
+	if region, id := f.p.FailoverFor(f.p.Secrets[r.secrets[0]]); region != "" {
+		if fc := f.clients[region]; fc.err == nil {
+			t = append(t, Target[API]{Region: region, ID: id, API: fc.api})
 		}
 	}
-	if len(failed) > 0 {
-		ZeroAll(results)
-		return nil, &Error{Failures: failed, Total: len(p.Secrets)}
+	return t, nil
+}
+
+// failAll records one failure for every secret of r.
+func (f *fetcher) failAll(r *request, e SecretError) {
+	for _, i := range r.secrets {
+		s := f.p.Secrets[i]
+		fe := e
+		fe.ID, fe.File = s.ID, s.File
+		f.failures[i] = &fe
 	}
-	return results, nil
+}
+
+// clientError is the failure of a request whose region has no client.
+func clientError(err error) SecretError {
+	code := CodeUnknown
+	if errors.Is(err, ErrNoRegion) {
+		code = CodeMissingRegion
+	}
+	return SecretError{Code: code, Err: fmt.Errorf("making a client: %w", err)}
 }
 
 // request is one GetSecretValue call, for every secret of the plan (by
@@ -425,101 +500,69 @@ func (r *request) files(p *plan.Plan) []string {
 	return files
 }
 
-// fetch makes the request, with retries, and fills in the result or the
-// failure of each of its secrets.
-func (r *request) fetch(ctx context.Context, api API, p *plan.Plan, patterns []*regexp.Regexp, o *Options,
-	results []Result, failures []*SecretError) {
-	start := time.Now()
-	out, attempts, code, err := r.call(ctx, api, p, o)
+// fetch makes the request, with retries and failover, and fills in the
+// result or the failure of each of its secrets.
+func (f *fetcher) fetch(ctx context.Context, r *request) {
+	targets, err := f.targets(r)
 	if err != nil {
-		for _, i := range r.secrets {
-			s := p.Secrets[i]
-			failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Attempts: attempts, Err: err}
-		}
+		f.failAll(r, clientError(err))
 		return
 	}
+	start := time.Now()
+	out, oc, err := Do(ctx, f.call(r, "GetSecretValue"), targets,
+		func(ctx context.Context, t Target[API]) (*secretsmanager.GetSecretValueOutput, error) {
+			in := r.input
+			in.SecretId = aws.String(t.ID)
+			return t.API.GetSecretValue(ctx, &in)
+		})
+	if err != nil {
+		f.failAll(r, SecretError{Region: oc.Region, Code: oc.Code, Attempts: oc.Attempts, Err: err})
+		return
+	}
+	f.fill(r, out, oc, start, false)
+}
+
+// call is how a request's calls are retried, failed over and counted.
+func (f *fetcher) call(r *request, op string) Call {
+	return Call{Op: op, Files: r.files(f.p), NewBackOff: f.o.NewBackOff, NewThrottleBackOff: f.o.NewThrottleBackOff,
+		AttemptTimeout: f.o.AttemptTimeout, PrimaryAttempts: f.o.PrimaryAttempts,
+		OnRetry: f.o.OnRetry, OnFailover: f.o.OnFailover, Calls: f.o.Calls}
+}
+
+// fill cuts the files of r from one answer, checks them, and records the
+// result or failure of each.
+func (f *fetcher) fill(r *request, out *secretsmanager.GetSecretValueOutput, oc Outcome, start time.Time, batched bool) {
 	// The SDK decoded SecretBinary for this request alone: each file gets
 	// a copy, and this one is zeroed once they have.
 	defer clear(out.SecretBinary)
 	if err := CheckVersionID(out.VersionId); err != nil {
-		for _, i := range r.secrets {
-			s := p.Secrets[i]
-			failures[i] = &SecretError{ID: s.ID, File: s.File, Code: CodeMalformedVersionID, Attempts: attempts, Err: err}
-		}
+		f.failAll(r, SecretError{Region: oc.Region, Code: CodeMalformedVersionID, Attempts: oc.Attempts, Err: err})
 		return
 	}
 	for _, i := range r.secrets {
-		s := p.Secrets[i]
+		s := f.p.Secrets[i]
 		value, code, err := valueOf(out, s)
-		if err == nil && patterns[i] != nil && !patterns[i].Match(value) {
+		if err == nil && f.patterns[i] != nil && !f.patterns[i].Match(value) {
 			clear(value)
 			// The pattern is from the plan and not secret; the value is
 			// never shown, not even its length.
 			code, err = CodePatternMismatch, fmt.Errorf("the value does not match the pattern %q", s.Pattern)
 		}
 		if err != nil {
-			failures[i] = &SecretError{ID: s.ID, File: s.File, Code: code, Attempts: attempts, Err: err}
+			f.failures[i] = &SecretError{ID: s.ID, File: s.File, Region: oc.Region, Code: code, Attempts: oc.Attempts, Err: err}
 			continue
 		}
-		results[i] = Result{
+		f.results[i] = Result{
 			Secret:    s,
 			VersionID: aws.ToString(out.VersionId),
 			Value:     value,
 			Binary:    out.SecretBinary != nil,
-			Attempts:  attempts,
+			Attempts:  oc.Attempts,
 			Duration:  time.Since(start),
+			Region:    oc.Region,
+			Batched:   batched,
 		}
 	}
-}
-
-// call makes the request, retrying what can succeed until it does or ctx
-// ends. On failure it returns the code that explains it best.
-func (r *request) call(ctx context.Context, api API, p *plan.Plan, o *Options) (out *secretsmanager.GetSecretValueOutput, attempts int, code string, err error) {
-	if err := ctx.Err(); err != nil {
-		// Send nothing once the deadline has passed or a signal came.
-		return nil, 0, contextCode(err), fmt.Errorf("not started: %w", err)
-	}
-	var lastErr error  // the last answer of the service or the network
-	var throttled bool // whether the last attempt was throttled
-	op := func() (*secretsmanager.GetSecretValueOutput, error) {
-		attempts++
-		actx, cancel := context.WithTimeout(ctx, o.AttemptTimeout)
-		defer cancel()
-		out, err := api.GetSecretValue(actx, &r.input)
-		if err == nil {
-			return out, nil
-		}
-		if ctx.Err() != nil {
-			// The overall deadline or a signal cut this attempt short; its
-			// error says nothing about the secret, so keep the previous one.
-			return nil, backoff.Permanent(err)
-		}
-		lastErr = err
-		throttled = Throttled(err)
-		if !Retryable(err) {
-			return nil, backoff.Permanent(err)
-		}
-		return nil, err
-	}
-	notify := func(err error, wait time.Duration) {
-		if o.OnRetry != nil {
-			o.OnRetry(Retry{ID: *r.input.SecretId, Files: r.files(p), Attempt: attempts, Code: Code(err), Err: err, Wait: wait})
-		}
-	}
-	schedule := Schedule(o.NewBackOff, o.NewThrottleBackOff, &throttled)
-	out, err = backoff.RetryNotifyWithData(op, backoff.WithContext(schedule, ctx), notify)
-	if err == nil {
-		return out, attempts, "", nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		if lastErr != nil {
-			// The last real answer (say ThrottlingException) explains
-			// more than "deadline exceeded" does.
-			return nil, attempts, Code(lastErr), fmt.Errorf("giving up: %w; last error: %w", cerr, lastErr)
-		}
-		return nil, attempts, contextCode(cerr), fmt.Errorf("giving up: %w", cerr)
-	}
-	return nil, attempts, Code(err), fmt.Errorf("calling GetSecretValue: %w", err)
 }
 
 // CheckVersionID refuses a version ID from an answer of Secrets Manager

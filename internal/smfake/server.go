@@ -56,6 +56,8 @@ type Server struct {
 	staticKey   string
 	now         func() time.Time
 	logger      *slog.Logger
+	// replicaSuffixes: see WithReplicaSuffixes.
+	replicaSuffixes bool
 
 	mu       sync.Mutex
 	store    store
@@ -75,6 +77,12 @@ func WithRegion(region string) Option { return func(s *Server) { s.region = regi
 
 // WithAccountID sets the account ID in ARNs. The default is DefaultAccountID.
 func WithAccountID(id string) Option { return func(s *Server) { s.accountID = id } }
+
+// WithReplicaSuffixes gives every secret the ARN suffix that every fake
+// with this option gives a secret of that account and name, instead of a
+// random one, so that two fakes in two regions hold a secret and its
+// replica, whose ARNs differ only in the region, as AWS's do.
+func WithReplicaSuffixes() Option { return func(s *Server) { s.replicaSuffixes = true } }
 
 // WithCredentials sets the static access key pair the fake accepts.
 // Temporary credentials issued by the fake STS are accepted as well.
@@ -105,6 +113,7 @@ func New(opts ...Option) *Server {
 		o(s)
 	}
 	s.store = newStore(s.region, s.accountID)
+	s.store.replicaSuffixes = s.replicaSuffixes
 	return s
 }
 

@@ -3,6 +3,7 @@ package smfake
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
@@ -134,10 +135,14 @@ func (sec *secret) stagesByVersion() map[string][]string {
 type store struct {
 	arnPrefix string // "arn:aws:secretsmanager:<region>:<account>:secret:"
 	secrets   []*secret
+	// replicaSuffixes derives a secret's ARN suffix from its account and
+	// name instead of drawing it (see WithReplicaSuffixes).
+	replicaSuffixes bool
+	account         string
 }
 
 func newStore(region, account string) store {
-	return store{arnPrefix: "arn:aws:secretsmanager:" + region + ":" + account + ":secret:"}
+	return store{arnPrefix: "arn:aws:secretsmanager:" + region + ":" + account + ":secret:", account: account}
 }
 
 // resolve finds a secret by name, full ARN, or partial ARN (the ARN without
@@ -181,6 +186,9 @@ func (st *store) create(in createSecretInput, now time.Time) (*secret, *version,
 		return nil, nil, apiErrorf(codeResourceExists, "The operation failed because the secret %s already exists.", in.name)
 	}
 	suffix, err := randomSuffix()
+	if st.replicaSuffixes {
+		suffix = replicaSuffix(st.account, in.name)
+	}
 	if err != nil {
 		return nil, nil, apiErrorf(codeInternalServiceError, "generating the ARN suffix: %v", err)
 	}
@@ -300,6 +308,19 @@ func randomSuffix() (string, error) {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b), nil
+}
+
+// replicaSuffix is the suffix of a secret in every fake with
+// WithReplicaSuffixes: a replica in another region keeps its primary's ARN
+// but for the region.
+func replicaSuffix(account, name string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	sum := sha256.Sum256([]byte(account + ":" + name))
+	b := make([]byte, 6)
+	for i := range b {
+		b[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return string(b)
 }
 
 // newUUID returns a random (version 4) UUID, the form AWS uses for version
