@@ -26,6 +26,7 @@ type options struct {
 	seedEnv         string
 	admin           bool
 	shutdownTimeout time.Duration
+	replicaSuffixes bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -40,6 +41,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.seedFile, "seed", "", `JSON file of secrets to create: [{"name":"demo/db","string":"..."},{"name":"x","binary":"<base64>"}]`)
 	fs.StringVar(&o.seedEnv, "seed-env", "SECRETFETCH_FAKE_SEED", "environment variable holding the same JSON inline (read when set; \"\" to ignore)")
 	fs.BoolVar(&o.admin, "admin", false, "serve the admin API under /_fake/ (seed secrets, inject faults, read the request log)")
+	fs.BoolVar(&o.replicaSuffixes, "replica-suffixes", false, "derive each secret's ARN suffix from its account and name, so that two fakes in two regions hold a secret and its replica (same ARN but the region)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to let requests finish on SIGTERM")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
@@ -60,12 +62,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	srv := smfake.New(
+	opts := []smfake.Option{
 		smfake.WithRegion(o.region),
 		smfake.WithAccountID(o.accountID),
 		smfake.WithCredentials(o.accessKeyID, o.secretAccessKey),
 		smfake.WithLogger(logger),
-	)
+	}
+	if o.replicaSuffixes {
+		opts = append(opts, smfake.WithReplicaSuffixes())
+	}
+	srv := smfake.New(opts...)
 	seeded, err := seed(srv, o, getenv)
 	if err != nil {
 		return err
