@@ -22,10 +22,10 @@ import (
 // Path is where the webhook serves pod admission requests.
 const Path = "/mutate-v1-pod"
 
-// Handler is the admission handler for pods, in controller-runtime's
-// defaulter shape: decode the pod, mutate it, marshal it, and let
-// PatchResponseFromRaw compute the patch (from the part of the pod that the
-// webhook writes; see podView). It is safe for concurrent use.
+// Handler is the admission handler for pods: decode the pod, mutate it, and
+// answer with the JSON patch of what the mutation wrote (built as it is
+// compared, not diffed from the whole pod; see buildPatch). It is safe for
+// concurrent use.
 type Handler struct {
 	// cfg is replaced whole by SetConfig (the webhook reads the cluster's
 	// version again from time to time); each request reads it once.
@@ -135,27 +135,36 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if err := ctx.Err(); err != nil {
 		return h.fail(log, http.StatusServiceUnavailable, ReasonCanceled, fmt.Errorf("before mutating the pod: %w", err))
 	}
-	before := newPodView(pod)
-	before.Metadata.Namespace = arrivedNamespace
+	snap, err := takeSnapshot(pod, arrivedNamespace)
+	if err != nil {
+		return h.fail(log, http.StatusInternalServerError, ReasonInternal, err)
+	}
 	if err := Apply(pod, inj, *cfg); err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, fmt.Errorf("mutating the pod: %w", err))
 	}
-	resp, err := patch(before, pod)
+	patch, ops, err := snap.buildPatch(pod)
 	if err != nil {
 		return h.fail(log, http.StatusInternalServerError, ReasonInternal, err)
+	}
+	// The patch is encoded already: Response.Complete, which encodes
+	// Patches, leaves Patch as it is when Patches is empty.
+	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
+	if ops > 0 {
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
 	}
 
 	reason := ReasonNew
 	switch {
 	case !injectedBefore:
-	case len(resp.Patches) > 0:
+	case ops > 0:
 		reason = ReasonRefreshed
 	default:
 		reason = ReasonUnchanged
 	}
 	h.metrics.count(ResultInjected, reason)
 	log.Info("admission decision", "decision", ResultInjected, "reason", reason,
-		"secrets", len(inj.Plan.Secrets), "readers", inj.Readers, "patchOps", len(resp.Patches))
+		"secrets", len(inj.Plan.Secrets), "readers", inj.Readers, "patchOps", ops)
 	return resp
 }
 

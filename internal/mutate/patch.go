@@ -1,81 +1,431 @@
 package mutate
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gomodules.xyz/jsonpatch/v2"
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// podView is the part of a pod that the webhook writes, in the pod's own
-// JSON shape: the namespace (taken from the request), the status annotation,
-// the secrets and env file volumes and the init container in full, the name
-// of every other volume, and the name and volume mounts of every other
-// container, with its env when the pod asks for variables (asksForEnv).
+// The JSON patch is built from what Apply can change, rather than by
+// marshalling a view of the pod before and after Apply and diffing the two
+// (referencePatch, in patch_reference_test.go, which TestPatchDifferential and
+// FuzzPatchDifferential hold this construction to). Apply writes a known,
+// small part of the pod:
+//   - the namespace (a pod made by a controller arrives without one) and the
+//     status annotation;
+//   - the secrets and env file volumes, whole, added or updated in place;
+//   - the init container and the refresh sidecar, whole, added in front or
+//     updated in place;
+//   - of every other container, volume mounts and env entries: appended, or
+//     updated in place.
 //
-// The patch is computed by controller-runtime from the views of the pod
-// before and after Apply, rather than from the whole documents. The answer is
-// the same, because Apply writes nothing outside the view, but the documents
-// compared are a fraction of the pod: decoding both into maps and comparing
-// them was a third of the webhook's CPU time. Two more things follow:
-//   - Both views come from the typed pod, so fields this webhook's API
-//     version does not know are in neither, and the patch leaves them alone:
-//     no round-trip "remove" operations to filter out.
-//   - Arrays keep their length and order, so a path such as
-//     /spec/containers/1/volumeMounts/2 means the same in the view and in
-//     the pod. checkPaths makes sure that no operation writes what a view
-//     leaves out.
-type podView struct {
-	Metadata struct {
-		Namespace string `json:"namespace,omitempty"`
-		// Annotations holds only AnnotationStatus. It is encoded even when
-		// empty, so that the status is added as one key: the pod has
-		// annotations already, since it opted in with one.
-		Annotations map[string]string `json:"annotations"`
-	} `json:"metadata"`
-	Spec struct {
-		Volumes        []corev1.Volume    `json:"volumes,omitempty"`
-		InitContainers []corev1.Container `json:"initContainers,omitempty"`
-		Containers     []corev1.Container `json:"containers,omitempty"`
-	} `json:"spec"`
+// Nothing is ever removed or moved (Apply's contract). patchSnapshot keeps
+// what Apply may overwrite (a shallow copy of each other container's mounts
+// and env, and the JSON of the webhook's own volumes and containers when the
+// pod arrives with them), and buildPatch compares it with the mutated pod
+// only where Apply writes. What the pod arrived without is added by one
+// operation each, with its value encoded straight into the patch. An element
+// that existed and changed is diffed on its own JSON, so that an update keeps
+// the fine-grained operations that the whole-view diff made (a reinvocation
+// adds the new env entries of the init container, and replaces nothing).
+//
+// Everything else of the pod passes through untouched: fields this webhook's
+// API version does not know are in neither side of any comparison, so no
+// operation removes them.
+
+// patchSnapshot is what Apply may change of a pod, as the pod arrived.
+type patchSnapshot struct {
+	namespace string // as it arrived: before the handler fills it in
+	status    string
+	hasStatus bool
+	withEnv   bool // the pod asks for variables: Apply edits app containers' env
+	volumes   []volumeSnapshot
+	lists     [2][]containerSnapshot // init containers, containers
 }
 
-// newPodView copies the view out of pod, so that mutating pod afterwards
-// leaves the view as it was.
-func newPodView(pod *corev1.Pod) *podView {
-	v := &podView{}
-	v.Metadata.Namespace = pod.Namespace
-	v.Metadata.Annotations = map[string]string{}
-	if status, ok := pod.Annotations[AnnotationStatus]; ok {
-		v.Metadata.Annotations[AnnotationStatus] = status
+type volumeSnapshot struct {
+	name string
+	json []byte // the whole volume, for the webhook's own volumes only
+}
+
+type containerSnapshot struct {
+	name   string
+	json   []byte // the whole container, for the webhook's own containers only
+	mounts []corev1.VolumeMount
+	env    []corev1.EnvVar // when withEnv
+}
+
+// containerLists are the JSON names of the lists in patchSnapshot.lists.
+var containerLists = [2]string{"initContainers", "containers"}
+
+func podLists(pod *corev1.Pod) [2][]corev1.Container {
+	return [2][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers}
+}
+
+// takeSnapshot copies out of pod what Apply may overwrite. Apply replaces
+// volume mounts and env entries by assignment, never through a pointer
+// that the pod shares, so a shallow copy of each slice keeps them as they
+// were.
+func takeSnapshot(pod *corev1.Pod, arrivedNamespace string) (*patchSnapshot, error) {
+	s := &patchSnapshot{namespace: arrivedNamespace, withEnv: asksForEnv(pod)}
+	s.status, s.hasStatus = pod.Annotations[AnnotationStatus]
+	s.volumes = make([]volumeSnapshot, len(pod.Spec.Volumes))
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		s.volumes[i].name = v.Name
+		if ownVolume(v.Name) {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("encoding volume %s as it arrived: %w", v.Name, err)
+			}
+			s.volumes[i].json = b
+		}
 	}
-	if pod.Spec.Volumes != nil {
-		v.Spec.Volumes = make([]corev1.Volume, len(pod.Spec.Volumes))
-		for i := range pod.Spec.Volumes {
-			if n := pod.Spec.Volumes[i].Name; n == VolumeName || n == EnvVolumeName {
-				pod.Spec.Volumes[i].DeepCopyInto(&v.Spec.Volumes[i])
-			} else {
-				v.Spec.Volumes[i].Name = pod.Spec.Volumes[i].Name
+	for l, cs := range podLists(pod) {
+		snaps := make([]containerSnapshot, len(cs))
+		for i := range cs {
+			c := &cs[i]
+			snaps[i].name = c.Name
+			if ownContainer(c.Name) {
+				b, err := json.Marshal(c)
+				if err != nil {
+					return nil, fmt.Errorf("encoding container %s as it arrived: %w", c.Name, err)
+				}
+				snaps[i].json = b
+				continue
+			}
+			snaps[i].mounts = cloneShallow(c.VolumeMounts)
+			if s.withEnv {
+				snaps[i].env = cloneShallow(c.Env)
+			}
+		}
+		s.lists[l] = snaps
+	}
+	return s, nil
+}
+
+// cloneShallow copies a slice's elements (nil stays nil), without the
+// spare capacity that slices.Clone may keep.
+func cloneShallow[E any](s []E) []E {
+	if s == nil {
+		return nil
+	}
+	out := make([]E, len(s))
+	copy(out, s)
+	return out
+}
+
+// buildPatch returns the JSON patch that turns the pod as it arrived (the
+// snapshot) into pod as Apply left it, and the number of its operations: nil
+// and 0 when Apply changed nothing. Operations on what the pod arrived with
+// come first, addressed as the pod arrived; the webhook's containers that it
+// arrived without are added last, each at its index in the mutated pod (in
+// increasing order, every container before it is then in place).
+func (s *patchSnapshot) buildPatch(pod *corev1.Pod) ([]byte, int, error) {
+	w := getPatchWriter()
+	defer putPatchWriter(w)
+
+	if s.namespace == "" && pod.Namespace != "" {
+		w.op("add", "/metadata/namespace", pod.Namespace)
+	}
+	switch status, ok := pod.Annotations[AnnotationStatus]; {
+	case !ok:
+		return nil, 0, fmt.Errorf("computing the patch: the mutated pod has no %s annotation", AnnotationStatus)
+	case !s.hasStatus:
+		w.op("add", statusPath, status)
+	case status != s.status:
+		w.op("replace", statusPath, status)
+	}
+
+	if err := s.volumesPatch(w, pod.Spec.Volumes); err != nil {
+		return nil, 0, err
+	}
+	var added []int // indexes in pod of the init containers the pod arrived without
+	for l, cs := range podLists(pod) {
+		a, err := s.containersPatch(w, l, cs)
+		if err != nil {
+			return nil, 0, err
+		}
+		if l == 0 {
+			added = a
+		} else if len(a) > 0 {
+			return nil, 0, fmt.Errorf("computing the patch: container %s was added to spec.containers", cs[a[0]].Name)
+		}
+	}
+	if len(added) > 0 {
+		init := pod.Spec.InitContainers
+		if !s.had(0, InitContainerName) && init[0].Name != InitContainerName {
+			return nil, 0, fmt.Errorf("computing the patch: the added init container %s is not the first", InitContainerName)
+		}
+		// Into the existing list, or as a new list.
+		if len(s.lists[0]) == 0 {
+			w.op("add", "/spec/initContainers", init[:len(added)])
+		} else {
+			for _, i := range added {
+				w.op("add", "/spec/initContainers/"+strconv.Itoa(i), &init[i])
 			}
 		}
 	}
-	withEnv := asksForEnv(pod)
-	v.Spec.InitContainers = containerViews(pod.Spec.InitContainers, withEnv)
-	v.Spec.Containers = containerViews(pod.Spec.Containers, withEnv)
-	return v
+	return w.finish()
+}
+
+// statusPath is the JSON pointer of the status annotation ("/" is "~1").
+var statusPath = "/metadata/annotations/" + strings.ReplaceAll(AnnotationStatus, "/", "~1")
+
+func (s *patchSnapshot) had(list int, name string) bool {
+	for i := range s.lists[list] {
+		if s.lists[list][i].name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// volumesPatch: the webhook's own volumes are diffed whole; every other
+// volume must keep its name and place; new volumes are appended.
+func (s *patchSnapshot) volumesPatch(w *patchWriter, vs []corev1.Volume) error {
+	if len(vs) < len(s.volumes) {
+		return fmt.Errorf("computing the patch: %d volumes became %d", len(s.volumes), len(vs))
+	}
+	for i := range s.volumes {
+		before := &s.volumes[i]
+		if vs[i].Name != before.name {
+			return fmt.Errorf("computing the patch: volume %d, %s, became %s", i, before.name, vs[i].Name)
+		}
+		if before.json != nil {
+			if err := w.diff("/spec/volumes/"+strconv.Itoa(i), before.json, &vs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	appendElements(w, "/spec/volumes", len(s.volumes), vs)
+	return nil
+}
+
+// containersPatch writes the operations on the containers of list l that
+// the pod arrived with, and returns the indexes of the webhook's own
+// containers that it arrived without (only those may be added).
+func (s *patchSnapshot) containersPatch(w *patchWriter, l int, cs []corev1.Container) ([]int, error) {
+	var added []int
+	before := s.lists[l]
+	prefix := "/spec/" + containerLists[l] + "/"
+	at := 0 // index in before of the next container that the pod arrived with
+	for i := range cs {
+		c := &cs[i]
+		if ownContainer(c.Name) && !s.had(l, c.Name) {
+			added = append(added, i)
+			continue
+		}
+		if at == len(before) || before[at].name != c.Name {
+			return nil, fmt.Errorf("computing the patch: spec.%s[%d] is %s, not the container the pod arrived with there", containerLists[l], i, c.Name)
+		}
+		b := &before[at]
+		path := prefix + strconv.Itoa(at)
+		at++
+		if b.json != nil {
+			if err := w.diff(path, b.json, c); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := elementsPatch(w, path+"/volumeMounts", b.mounts, c.VolumeMounts); err != nil {
+			return nil, err
+		}
+		if s.withEnv {
+			if err := elementsPatch(w, path+"/env", b.env, c.Env); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if at != len(before) {
+		return nil, fmt.Errorf("computing the patch: spec.%s lost containers", containerLists[l])
+	}
+	return added, nil
+}
+
+// elementsPatch writes the operations that turn list before into after,
+// which Apply only updates in place or appends to.
+func elementsPatch[E any](w *patchWriter, path string, before, after []E) error {
+	if len(after) < len(before) {
+		return fmt.Errorf("computing the patch: %s: %d elements became %d", path, len(before), len(after))
+	}
+	for j := range before {
+		if reflect.DeepEqual(before[j], after[j]) {
+			continue
+		}
+		b, err := json.Marshal(&before[j])
+		if err != nil {
+			return fmt.Errorf("computing the patch: encoding %s/%d as it arrived: %w", path, j, err)
+		}
+		if err := w.diff(path+"/"+strconv.Itoa(j), b, &after[j]); err != nil {
+			return err
+		}
+	}
+	appendElements(w, path, len(before), after)
+	return nil
+}
+
+// appendElements adds after[n:], the elements appended to a list of n: the
+// list whole when it was empty (it may be absent from the pod's JSON), else
+// one operation each, at its index.
+func appendElements[E any](w *patchWriter, path string, n int, after []E) {
+	switch {
+	case len(after) == n:
+	case n == 0:
+		w.op("add", path, after)
+	default:
+		for j := n; j < len(after); j++ {
+			w.op("add", path+"/"+strconv.Itoa(j), &after[j])
+		}
+	}
+}
+
+// patchWriter encodes a JSON patch, operation by operation, into a buffer
+// reused across requests.
+type patchWriter struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+	n   int
+	err error
+}
+
+var patchWriters = sync.Pool{New: func() any {
+	w := &patchWriter{}
+	w.enc = json.NewEncoder(&w.buf)
+	return w
+}}
+
+func getPatchWriter() *patchWriter {
+	w := patchWriters.Get().(*patchWriter)
+	w.buf.Reset()
+	w.n, w.err = 0, nil
+	return w
+}
+
+// maxPooledPatch keeps the buffer of an unusually large patch out of the
+// pool, so that one such request does not hold its memory for good.
+const maxPooledPatch = 64 << 10
+
+func putPatchWriter(w *patchWriter) {
+	if w.buf.Cap() <= maxPooledPatch {
+		patchWriters.Put(w)
+	}
+}
+
+// op appends one operation with a value.
+func (w *patchWriter) op(op, path string, value any) {
+	if !w.start(op, path) {
+		return
+	}
+	w.buf.WriteString(`,"value":`)
+	// Encode writes the value straight into the buffer (and a newline,
+	// which is JSON whitespace).
+	if err := w.enc.Encode(value); err != nil {
+		w.err = fmt.Errorf("computing the patch: encoding the value of %s %s: %w", op, path, err)
+	}
+	w.buf.WriteByte('}')
+}
+
+// remove appends a remove operation.
+func (w *patchWriter) remove(path string) {
+	if w.start("remove", path) {
+		w.buf.WriteByte('}')
+	}
+}
+
+// start writes an operation's op and path, and reports false after an
+// error.
+func (w *patchWriter) start(op, path string) bool {
+	if w.err != nil {
+		return false
+	}
+	if w.n == 0 {
+		w.buf.WriteByte('[')
+	} else {
+		w.buf.WriteByte(',')
+	}
+	w.n++
+	w.buf.WriteString(`{"op":"`)
+	w.buf.WriteString(op)
+	w.buf.WriteString(`","path":`)
+	if plainJSON(path) {
+		w.buf.WriteByte('"')
+		w.buf.WriteString(path)
+		w.buf.WriteByte('"')
+	} else if err := w.enc.Encode(path); err != nil {
+		// The paths built here are plain; one from a map key that
+		// jsonpatch.CreatePatch found may hold anything.
+		w.err = fmt.Errorf("computing the patch: encoding the path %q: %w", path, err)
+		return false
+	}
+	return true
+}
+
+// plainJSON reports whether s is written in JSON as it is, between quotes:
+// printable ASCII without '"' and '\', nor the characters that
+// encoding/json escapes for HTML.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// diff appends the operations that turn before (JSON) into after at path:
+// none when they encode the same. This is the whole-view diff of old,
+// scoped to one element that the pod arrived with and that Apply updates.
+func (w *patchWriter) diff(path string, before []byte, after any) error {
+	a, err := json.Marshal(after)
+	if err != nil {
+		return fmt.Errorf("computing the patch: encoding %s: %w", path, err)
+	}
+	if bytes.Equal(before, a) {
+		return nil
+	}
+	ops, err := jsonpatch.CreatePatch(before, a)
+	if err != nil {
+		return fmt.Errorf("computing the patch: %s: %w", path, err)
+	}
+	for _, o := range ops {
+		// A remove is possible here: the init container is rebuilt whole,
+		// so what a pod declared in one of that name does not survive.
+		if o.Operation == "remove" {
+			w.remove(path + o.Path)
+			continue
+		}
+		w.op(o.Operation, path+o.Path, o.Value)
+	}
+	return nil
+}
+
+// finish returns a copy of the patch, sized to fit, and its number of
+// operations.
+func (w *patchWriter) finish() ([]byte, int, error) {
+	if w.err != nil {
+		return nil, 0, w.err
+	}
+	if w.n == 0 {
+		return nil, 0, nil
+	}
+	w.buf.WriteByte(']')
+	return bytes.Clone(w.buf.Bytes()), w.n, nil
 }
 
 // asksForEnv reports whether the pod has an env-<name> annotation, the only
-// case in which Apply edits the env of containers other than its own. The
-// views leave env out otherwise: copying and diffing every container's env
-// would cost every pod for the few that ask for variables. The annotations
-// are the same before and after Apply, so both views agree.
+// case in which Apply edits the env of containers other than its own.
+// Copying and comparing every container's env would cost every pod for the
+// few that ask for variables. The annotations are the same before and after
+// Apply.
 func asksForEnv(pod *corev1.Pod) bool {
 	for k := range pod.Annotations {
 		if strings.HasPrefix(k, EnvPrefix) {
@@ -85,153 +435,14 @@ func asksForEnv(pod *corev1.Pod) bool {
 	return false
 }
 
-// containerViews copies the init container in full, and the name and volume
-// mounts of every other container, and its env when withEnv is set.
-func containerViews(cs []corev1.Container, withEnv bool) []corev1.Container {
-	if cs == nil {
-		return nil
-	}
-	out := make([]corev1.Container, len(cs))
-	for i := range cs {
-		if ownContainer(cs[i].Name) {
-			cs[i].DeepCopyInto(&out[i])
-			continue
-		}
-		out[i] = corev1.Container{Name: cs[i].Name, VolumeMounts: slices.Clone(cs[i].VolumeMounts)}
-		if withEnv {
-			out[i].Env = cloneEnv(cs[i].Env)
-		}
-	}
-	return out
-}
-
-// cloneEnv copies env deeply: Apply edits the entries it owns in place.
-func cloneEnv(env []corev1.EnvVar) []corev1.EnvVar {
-	if env == nil {
-		return nil
-	}
-	out := make([]corev1.EnvVar, len(env))
-	for i := range env {
-		env[i].DeepCopyInto(&out[i])
-	}
-	return out
-}
-
-// patch answers with the JSON patch that turns the pod as it arrived into
-// the mutated pod: before is the view of the pod as it arrived, pod the
-// pod after Apply. The init container was added (at index 0) if the pod
-// arrived without one, and updated in place otherwise; so was the refresh
-// sidecar (right after it).
-//
-// An added init container (or sidecar) is left out of both views and put in place by a
-// last operation of its own: the operations computed from the views all
-// address the pod as it arrived, and the patch library, which compares arrays
-// position by position, would otherwise see every existing init container
-// change. Leaving it out also spares decoding it twice to find it new.
-func patch(before *podView, pod *corev1.Pod) (admission.Response, error) {
-	had := func(name string) bool {
-		return slices.ContainsFunc(before.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == name })
-	}
-	// added holds the indexes in pod of the webhook's containers that the
-	// pod arrived without, in order.
-	var added []int
-	for i, c := range pod.Spec.InitContainers {
-		if ownContainer(c.Name) && !had(c.Name) {
-			added = append(added, i)
-		}
-	}
-	if !had(InitContainerName) && (len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != InitContainerName) {
-		return admission.Response{}, fmt.Errorf("computing the patch: the added init container %s is not the first", InitContainerName)
-	}
-	original, err := json.Marshal(before)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("encoding the pod as it arrived: %w", err)
-	}
-	after := newPodView(pod)
-	if len(added) > 0 {
-		after.Spec.InitContainers = slices.DeleteFunc(after.Spec.InitContainers, func(c corev1.Container) bool { return ownContainer(c.Name) && !had(c.Name) })
-		if len(after.Spec.InitContainers) == 0 {
-			after.Spec.InitContainers = nil
-		}
-	}
-	mutated, err := json.Marshal(after)
-	if err != nil {
-		return admission.Response{}, fmt.Errorf("encoding the mutated pod: %w", err)
-	}
-	resp := admission.PatchResponseFromRaw(original, mutated)
-	if !resp.Allowed {
-		return admission.Response{}, fmt.Errorf("computing the patch: %s", resp.Result.Message)
-	}
-	if err := checkPaths(resp.Patches, after); err != nil {
-		return admission.Response{}, err
-	}
-	if len(added) == 0 {
-		return resp, nil
-	}
-	// Into the existing list, or as a new list. Each goes in at its index in
-	// the mutated pod: in increasing order, every container before it is
-	// then in place, so the index is valid when the operation applies. The
-	// value is encoded with the rest of the patch (Response.Complete).
-	if len(before.Spec.InitContainers) == 0 {
-		resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", "/spec/initContainers", pod.Spec.InitContainers[:len(added)]))
-	} else {
-		for _, i := range added {
-			resp.Patches = append(resp.Patches, jsonpatch.NewOperation("add", "/spec/initContainers/"+strconv.Itoa(i), &pod.Spec.InitContainers[i]))
-		}
-	}
-	pt := admissionv1.PatchTypeJSONPatch
-	resp.PatchType = &pt
-	return resp, nil
-}
-
-// checkPaths fails if an operation would write what the view leaves out of
-// an element: anything of another volume, or anything of another container
-// but its env and volume mounts. Apply never does; this keeps a future change to
-// Apply from corrupting pods quietly (the request fails instead, and with it
-// the pod).
-func checkPaths(ops []jsonpatch.Operation, after *podView) error {
-	volumeName := func(v *corev1.Volume) string { return v.Name }
-	containerName := func(c *corev1.Container) string { return c.Name }
-	isVolume := func(name string) bool { return name == VolumeName || name == EnvVolumeName }
-	writable := []string{"volumeMounts", "env"}
-	lists := []struct {
-		prefix   string
-		writable []string
-		own      func(string) bool
-		names    []string
-	}{
-		{"/spec/volumes/", nil, isVolume, names(after.Spec.Volumes, volumeName)},
-		{"/spec/initContainers/", writable, ownContainer, names(after.Spec.InitContainers, containerName)},
-		{"/spec/containers/", writable, ownContainer, names(after.Spec.Containers, containerName)},
-	}
-	for _, op := range ops {
-		for _, l := range lists {
-			rest, ok := strings.CutPrefix(op.Path, l.prefix)
-			if !ok {
-				continue
-			}
-			index, field, _ := strings.Cut(rest, "/")
-			if i, err := strconv.Atoi(index); err == nil && i < len(l.names) && l.own(l.names[i]) {
-				continue
-			}
-			if !slices.ContainsFunc(l.writable, func(w string) bool { return field == w || strings.HasPrefix(field, w+"/") }) {
-				return fmt.Errorf("computing the patch: %s %s would write a part of the pod that the webhook does not own", op.Operation, op.Path)
-			}
-		}
-	}
-	return nil
-}
-
-func names[E any](list []E, name func(*E) string) []string {
-	out := make([]string, len(list))
-	for i := range list {
-		out[i] = name(&list[i])
-	}
-	return out
-}
-
 // ownContainer reports whether name is one of the webhook's containers: the
 // init container or the refresh sidecar.
 func ownContainer(name string) bool {
 	return name == InitContainerName || name == RefreshContainerName
+}
+
+// ownVolume reports whether name is one of the webhook's volumes: the
+// secrets volume or the env file volume.
+func ownVolume(name string) bool {
+	return name == VolumeName || name == EnvVolumeName
 }
