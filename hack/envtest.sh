@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# hack/envtest.sh: the ValidatingAdmissionPolicies of manifests/base against a
+# hack/envtest.sh: the admission policies of manifests/base and of the policy
+# mode (overlays/policy, held to the webhook by TestModesAgree) against a
 # real API server, and the chart's policy parameters across helm install and
 # upgrade. envtest (controller-runtime) starts kube-apiserver and etcd from
 # KUBEBUILDER_ASSETS on loopback ports and stops them when the tests end.
@@ -26,4 +27,4 @@ if [ -z "${HELM:-}" ]; then
   export HELM=$ROOT/bin/helm
 fi
 # One package at a time: each starts an API server and etcd of its own.
-go test -tags envtest -count=1 -p 1 -run '^TestPolic' -v ./manifests/ ./charts/ "$@"
+go test -tags envtest -count=1 -p 1 -run '^(TestPolic|TestModes)' -v ./manifests/ ./charts/ "$@"
