@@ -245,19 +245,26 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 
 	log.Info("fetching secrets", "dir", p.Dir, "secrets", len(p.Secrets),
 		"concurrency", f.concurrency, "timeout", f.timeout.String())
+	calls := &fetch.Calls{}
 	results, err := fetch.Fetch(ctx, p, fetch.Options{
 		Concurrency: f.concurrency,
 		Clients:     clients,
 		NewBackOff:  st.newBackOff,
 		OnRetry: func(r fetch.Retry) {
-			log.Warn("retrying", "id", r.ID, "files", r.Files, "code", r.Code, "attempt", r.Attempt,
+			log.Warn("retrying", "id", r.ID, "files", r.Files, "region", r.Region, "code", r.Code, "attempt", r.Attempt,
 				"waitMs", r.Wait.Milliseconds(), "error", fetch.ErrorText(r.Err))
 		},
+		OnFailover:      logFailover(log),
+		OnBatchFallback: logBatchFallback(log),
+		Calls:           calls,
 	})
+	// One line of every call made, by API, region and result: the init
+	// container lives seconds, so this is its metric.
+	log.Info(CallsLogMessage, "calls", calls.Counts())
 	var fe *fetch.Error
 	if errors.As(err, &fe) {
 		for _, e := range fe.Failures {
-			log.Error("failed to fetch secret", "id", e.ID, "file", e.File, "code", e.Code,
+			log.Error("failed to fetch secret", "id", e.ID, "file", e.File, "region", e.Region, "code", e.Code,
 				"attempts", e.Attempts, "error", fetch.ErrorText(e.Err))
 		}
 	}
@@ -267,8 +274,8 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 
 	defer fetch.ZeroAll(results)
 	for _, r := range results {
-		log.Info("fetched secret", "id", r.Secret.ID, "versionId", r.VersionID, "file", r.Secret.File,
-			"bytes", len(r.Value), "attempts", r.Attempts, "durationMs", float64(r.Duration.Microseconds())/1000)
+		log.Info("fetched secret", "id", r.Secret.ID, "versionId", r.VersionID, "file", r.Secret.File, "region", r.Region,
+			"batched", r.Batched, "bytes", len(r.Value), "attempts", r.Attempts, "durationMs", float64(r.Duration.Microseconds())/1000)
 	}
 	out, err := buildOutputs(p, results)
 	defer out.zero()
@@ -296,7 +303,7 @@ func layoutDir(root *tmpfs.Dir, p *plan.Plan, log *slog.Logger) (*tmpfs.Dir, err
 }
 
 // loadPlan reads the plan from exactly one source: --plan, the short form,
-// or the environment.
+// or the environment; without any, from the pod's annotations.
 func loadPlan(f *flags, getenv func(string) string) (*plan.Plan, error) {
 	short := len(f.secrets) > 0 || f.set["dir"] || f.set["region"]
 	env := getenv(plan.EnvVar)
@@ -312,7 +319,12 @@ func loadPlan(f *flags, getenv func(string) string) (*plan.Plan, error) {
 	}
 	switch {
 	case len(sources) == 0:
-		return nil, fmt.Errorf("no plan: give --plan, set %s, or use --dir DIR --secret NAME=ID", plan.EnvVar)
+		// The policy mode: the plan is the pod's annotations (annotations.go).
+		if path := annotationsFile(getenv); path != "" {
+			return planFromAnnotations(path, getenv)
+		}
+		return nil, fmt.Errorf("no plan: give --plan, set %s, use --dir DIR --secret NAME=ID, or set %s to the pod's annotations (downward API)",
+			plan.EnvVar, EnvAnnotationsFile)
 	case len(sources) > 1:
 		return nil, fmt.Errorf("the plan is given twice (%s); give exactly one", strings.Join(sources, " and "))
 	case f.set["plan"]:

@@ -1,0 +1,32 @@
+package initfetch
+
+import (
+	"log/slog"
+
+	"github.com/secretfetch/secretfetch/internal/fetch"
+)
+
+// CallsLogMessage is the message of the line that counts the calls made to
+// AWS by API, region and result: once in the init container, and now and
+// then in the refresh sidecar. Alert on its throttled and failover-region
+// counts before the account's quota is spent.
+const CallsLogMessage = "aws calls"
+
+// logFailover logs a request's move to the failover region, in one line a
+// platform team can alert on: the primary region did not answer.
+func logFailover(log *slog.Logger) func(fetch.Failover) {
+	return func(f fetch.Failover) {
+		log.Warn("the primary region did not answer; reading the replica in the failover region",
+			"id", f.ID, "files", f.Files, "operation", f.Op, "from", f.From, "to", f.To, "replicaId", f.ReplicaID,
+			"attempts", f.Attempts, "code", f.Code, "error", fetch.ErrorText(f.Err))
+	}
+}
+
+// logBatchFallback logs secrets that a BatchGetSecretValue call did not
+// deliver and that are asked again one by one.
+func logBatchFallback(log *slog.Logger) func(fetch.BatchFallback) {
+	return func(b fetch.BatchFallback) {
+		log.Warn("BatchGetSecretValue did not deliver these secrets; asking for them one by one",
+			"ids", b.IDs, "region", b.Region, "code", b.Code, "error", fetch.ErrorText(b.Err))
+	}
+}
