@@ -29,6 +29,17 @@ const (
 	kubeVersion = "v1.33.0"
 )
 
+// policyKubeVersion is the cluster version that renders of mode: policy
+// assume: MutatingAdmissionPolicy is GA from 1.36, and the chart refuses
+// the mode below it.
+const policyKubeVersion = "v1.36.0"
+
+// policyArgs are the extra arguments of a mode: policy render (after
+// templateArgs' own --kube-version, which the later one overrides).
+func policyArgs(extra ...string) []string {
+	return slices.Concat([]string{"--set", "mode=policy", "--kube-version", policyKubeVersion}, extra)
+}
+
 // templateArgs is `helm template` as `helm install -n secretfetch-system`
 // would render, plus extra arguments (-f, --set).
 func templateArgs(extra ...string) []string {

@@ -84,3 +84,35 @@ test in charts/ fails if kustomize ever changes this).
 {{- end -}}
 secretfetch-webhook-config-{{ $hash }}
 {{- end -}}
+
+{{/*
+The settings of secretfetch.settings that mode: policy carries in
+secretfetch-policy-params, under the same keys, for the
+MutatingAdmissionPolicy and secretfetch-policy-checks (as
+manifests/overlays/policy lists them).
+*/}}
+{{- define "secretfetch.policySettings" -}}
+{{- list "DEFAULT_REGION" "SECRETSMANAGER_ENDPOINT" "STS_ENDPOINT" "VOLUME_SIZE_LIMIT" "MIN_REFRESH_INTERVAL" "REFRESH_RESTART_WINDOW" "REFRESH_RESTART_SPACING" | toJson -}}
+{{- end -}}
+
+{{/*
+mode: policy refuses what it cannot honour rather than ignore it: a cluster
+without MutatingAdmissionPolicy (GA in 1.36), and the injection settings that
+only the webhook reads. (The webhook server's own values, such as
+replicaCount or tls, are simply not rendered.)
+*/}}
+{{- define "secretfetch.checkPolicyMode" -}}
+{{- if not (semverCompare ">=1.36.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "mode: policy needs Kubernetes 1.36 or later, where MutatingAdmissionPolicy is GA (admissionregistration.k8s.io/v1); this cluster is %s: use mode: webhook" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- $c := .Values.config }}
+{{- if not (empty $c.initResources) }}
+{{- fail "config.initResources: not supported with mode: policy, whose MutatingAdmissionPolicy injects fixed requests and limits (requests cpu 10m, memory 16Mi; limits cpu 500m, memory 64Mi plus the volume); leave it empty ({}) or use mode: webhook" }}
+{{- end }}
+{{- if ne ($c.envFiles | toString) "true" }}
+{{- fail "config.envFiles: false is not supported with mode: policy, whose policies have no switch that denies secretfetch.io/env-<name> (Kubernetes 1.36 has EnvFiles); set it to true or use mode: webhook" }}
+{{- end }}
+{{- if ne ($c.refreshRestart | toString) "auto" }}
+{{- fail "config.refreshRestart: false is not supported with mode: policy, whose policies have no switch that denies secretfetch.io/refresh-restart; set it to auto or use mode: webhook" }}
+{{- end }}
+{{- end -}}
