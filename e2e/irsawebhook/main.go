@@ -5,6 +5,11 @@
 // app containers only. Its configuration is named so that the API server
 // calls it after secretfetch, which shows that secretfetch's reinvocation
 // brings the init container up to date.
+//
+// With e2e.secretfetch.io/irsa-init-containers: "true" it also gives them to
+// the init containers, as amazon-eks-pod-identity-webhook does: that is how
+// secretfetch-init gets the pod's identity in the policy mode, where the
+// MutatingAdmissionPolicy runs before every mutating webhook.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 
 const (
 	roleAnnotation = "e2e.secretfetch.io/irsa-role"
+	initAnnotation = "e2e.secretfetch.io/irsa-init-containers"
 	tokenDir       = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 )
 
@@ -63,8 +69,16 @@ func handle(_ context.Context, req admission.Request) admission.Response {
 				}}}},
 		}})
 	}
+	containers := make([]*corev1.Container, 0, len(pod.Spec.Containers)+len(pod.Spec.InitContainers))
 	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+		containers = append(containers, &pod.Spec.Containers[i])
+	}
+	if pod.Annotations[initAnnotation] == "true" {
+		for i := range pod.Spec.InitContainers {
+			containers = append(containers, &pod.Spec.InitContainers[i])
+		}
+	}
+	for _, c := range containers {
 		if hasEnv(*c, "AWS_ROLE_ARN") {
 			continue
 		}
