@@ -1,9 +1,6 @@
 package mutate
 
 import (
-	"fmt"
-	"strings"
-
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/secretfetch/secretfetch/internal/clip"
@@ -21,64 +18,21 @@ const (
 	MaxEnvEntries       = grammar.MaxEnvEntries
 )
 
-// Bounds on a denial, so that building and logging one is linear in the
-// problems found and small whatever the pod.
+// Bounds on a denial (the grammar's, which explains each).
 const (
-	// maxCauses is how many problems a denial lists; the rest are counted.
-	maxCauses = 20
-	// maxCauseBytes bounds one problem's text (the value it quotes
-	// included). The longest message the webhook writes is about 450 bytes.
-	maxCauseBytes = 512
-	// maxMessageBytes bounds the whole message: problems that would go past
-	// it are counted, not listed.
-	maxMessageBytes = 4 << 10
+	maxCauses       = grammar.MaxCauses
+	maxCauseBytes   = grammar.MaxCauseBytes
+	maxMessageBytes = grammar.MaxMessageBytes
 	// maxQuoted bounds one name or path that a message quotes: a problem
 	// found per mount or env entry must not repeat a long one whole.
 	maxQuoted = grammar.MaxQuoted
 )
 
-// denialMessage joins the problems into one message, as field.ErrorList's
-// aggregate did ("a" for one, "[a, b]" for more), but bounded: at most
-// maxCauses problems of at most maxCauseBytes each and maxMessageBytes in
-// all, then "and N more". Repeated problems are listed once. It returns the
-// problems it listed. Its cost is linear in the problems: the aggregate's own
-// de-duplication was quadratic in them.
+// denialMessage joins the problems into one bounded message (see
+// grammar.Message), and returns the problems it listed.
 func denialMessage(errs field.ErrorList) (string, field.ErrorList) {
-	shown := make(field.ErrorList, 0, min(len(errs), maxCauses))
-	texts := make([]string, 0, cap(shown))
-	seen := make(map[string]bool, cap(shown))
-	size, skipped := 0, 0
-	for _, e := range errs {
-		if len(shown) == maxCauses || size >= maxMessageBytes {
-			skipped++
-			continue
-		}
-		text := truncate(e.Error(), maxCauseBytes)
-		if seen[text] {
-			continue
-		}
-		if len(shown) > 0 && size+len(text) > maxMessageBytes {
-			skipped++
-			size = maxMessageBytes
-			continue
-		}
-		seen[text] = true
-		shown, texts = append(shown, e), append(texts, text)
-		size += len(text) + len(", ")
-	}
-	var b strings.Builder
-	b.WriteString("secretfetch: ")
-	if len(texts) == 1 && skipped == 0 {
-		b.WriteString(texts[0])
-		return b.String(), shown
-	}
-	b.WriteByte('[')
-	b.WriteString(strings.Join(texts, ", "))
-	if skipped > 0 {
-		fmt.Fprintf(&b, ", and %d more", skipped)
-	}
-	b.WriteByte(']')
-	return b.String(), shown
+	msg, shown := grammar.Message(errs)
+	return "secretfetch: " + msg, shown
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
