@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -97,5 +98,48 @@ func BenchmarkHandler(b *testing.B) {
 		if rec := post(wh, "application/json", body); rec.Code != http.StatusOK {
 			b.Fatalf("HTTP %d", rec.Code)
 		}
+	}
+}
+
+// BenchmarkHandlerReview is BenchmarkHandler for the review that
+// hack/webhook-load sends (hack/testdata/admissionreview.json: 3
+// containers, 10 secrets, IRSA), from which hack/vault-bench derives
+// vault-k8s's: the in-process side of hack/bench-vault.sh.
+func BenchmarkHandlerReview(b *testing.B) {
+	body, err := os.ReadFile("../../hack/testdata/admissionreview.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	wh := newWebhook(b, Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"}, nil)
+	if resp := serve(b, wh, body); !resp.Allowed || len(resp.Patch) == 0 {
+		b.Fatalf("allowed=%v patch=%d bytes; want an injection", resp.Allowed, len(resp.Patch))
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if rec := post(wh, "application/json", body); rec.Code != http.StatusOK {
+			b.Fatalf("HTTP %d", rec.Code)
+		}
+	}
+}
+
+// BenchmarkGuards is what the request guards cost a normal review, on
+// their own: the bounds read on the raw body before it is decoded
+// (checkReviewBounds), and a token of Endpoint.Work taken and given back.
+// Compare with BenchmarkHandlerReview, the whole review.
+func BenchmarkGuards(b *testing.B) {
+	body, err := os.ReadFile("../../hack/testdata/admissionreview.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	work := make(chan struct{}, 2)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		work <- struct{}{}
+		if err := checkReviewBounds(body); err != nil {
+			b.Fatal(err)
+		}
+		<-work
 	}
 }

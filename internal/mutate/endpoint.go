@@ -1,12 +1,16 @@
 package mutate
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"sync"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -61,7 +65,9 @@ type Endpoint struct {
 var _ http.Handler = (*Endpoint)(nil)
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, code, err := readBody(r)
+	buf := getBuffer()
+	defer putBuffer(buf)
+	body, code, err := readBody(r, buf)
 	if err == nil && e.Work != nil {
 		select {
 		case e.Work <- struct{}{}:
@@ -81,15 +87,40 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// connection rather than drain it at the client's pace.
 			w.Header().Set("Connection", "close")
 		}
-		writeReview(w, e.Log, admission.Errored(code, err))
+		writeReview(w, e.Log, admission.Errored(code, err), buf)
 		return
 	}
-	writeReview(w, e.Log, e.Webhook.Handle(r.Context(), req))
+	resp := e.Webhook.Handle(r.Context(), req)
+	// The body is decoded: its buffer takes the answer.
+	writeReview(w, e.Log, resp, buf)
 }
 
-// readBody reads a request's JSON body, up to maxReviewSize. On failure it
-// returns the HTTP status that says why.
-func readBody(r *http.Request) ([]byte, int32, error) {
+// Request bodies and answers are read and written into buffers reused
+// across requests. Nothing decoded from a body points into it (the
+// decoder copies strings and bytes), so a body's buffer is free for the
+// answer once the review is decoded.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps the buffers of unusually large reviews out of the
+// pool: a few crafted 3.5 MiB reviews would otherwise hold their memory for
+// good.
+const maxPooledBuffer = 256 << 10
+
+func getBuffer() *bytes.Buffer {
+	b := buffers.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuffer {
+		buffers.Put(b)
+	}
+}
+
+// readBody reads a request's JSON body into buf, up to maxReviewSize. On
+// failure it returns the HTTP status that says why.
+func readBody(r *http.Request, buf *bytes.Buffer) ([]byte, int32, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		return nil, http.StatusBadRequest, fmt.Errorf("content type %q is not application/json", ct)
 	}
@@ -100,7 +131,13 @@ func readBody(r *http.Request) ([]byte, int32, error) {
 		return nil, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("the request body is %d bytes, larger than %d bytes", r.ContentLength, maxReviewSize)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxReviewSize+1))
+	if r.ContentLength > 0 {
+		// One allocation of the right size, +1 for ReadFrom to see EOF
+		// without growing the buffer.
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, maxReviewSize+1))
+	body := buf.Bytes()
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// The server's read deadline (see internal/webhook) cut off a
 		// client that sent its body too slowly.
@@ -168,13 +205,52 @@ func checkReview(tm metav1.TypeMeta, hasRequest bool) error {
 	return nil
 }
 
-// writeReview answers with an admission.k8s.io/v1 AdmissionReview.
-func writeReview(w http.ResponseWriter, log logr.Logger, resp admission.Response) {
-	review := admissionv1.AdmissionReview{Response: &resp.AdmissionResponse}
-	review.SetGroupVersionKind(reviewKind)
-	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(&review); err != nil {
+// writeReview answers with an admission.k8s.io/v1 AdmissionReview, encoded
+// into buf and written in one piece, with its length.
+func writeReview(w http.ResponseWriter, log logr.Logger, resp admission.Response, buf *bytes.Buffer) {
+	buf.Reset()
+	if err := encodeReview(buf, &resp.AdmissionResponse); err != nil {
+		log.Error(err, "encoding the admission response", "uid", resp.UID)
+		http.Error(w, "encoding the admission response", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	if _, err := w.Write(buf.Bytes()); err != nil {
 		// The connection is gone; there is no one left to tell.
 		log.Error(err, "writing the admission response", "uid", resp.UID)
 	}
+}
+
+// encodeReview writes the AdmissionReview of resp as encoding/json does
+// (TestEncodeReview checks it byte for byte). An answer that allows the pod,
+// with or without a patch, is written directly: the patch, its largest part,
+// goes into buf as base64 without a copy of its own. Any other answer is
+// encoded by encoding/json.
+func encodeReview(buf *bytes.Buffer, resp *admissionv1.AdmissionResponse) error {
+	if !resp.Allowed || resp.Result == nil || *resp.Result != (metav1.Status{Code: http.StatusOK}) ||
+		len(resp.AuditAnnotations) > 0 || len(resp.Warnings) > 0 || !plainJSON(string(resp.UID)) ||
+		(resp.PatchType != nil && *resp.PatchType != admissionv1.PatchTypeJSONPatch) {
+		review := admissionv1.AdmissionReview{Response: resp}
+		review.SetGroupVersionKind(reviewKind)
+		return json.NewEncoder(buf).Encode(&review)
+	}
+	buf.WriteString(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"`)
+	buf.WriteString(string(resp.UID))
+	buf.WriteString(`","allowed":true,"status":{"metadata":{},"code":200}`)
+	if len(resp.Patch) > 0 {
+		buf.WriteString(`,"patch":"`)
+		n := base64.StdEncoding.EncodedLen(len(resp.Patch))
+		buf.Grow(n)
+		b := buf.AvailableBuffer()[:n]
+		base64.StdEncoding.Encode(b, resp.Patch)
+		buf.Write(b)
+		buf.WriteByte('"')
+	}
+	if resp.PatchType != nil {
+		buf.WriteString(`,"patchType":"JSONPatch"`)
+	}
+	buf.WriteString("}}\n")
+	return nil
 }
