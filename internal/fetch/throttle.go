@@ -12,6 +12,10 @@ import (
 // way.
 func Throttled(err error) bool { return isThrottleCode(Code(err)) }
 
+// ThrottleCode reports whether code (a result of Calls) is a throttling
+// answer.
+func ThrottleCode(code string) bool { return isThrottleCode(code) }
+
 // Schedule is the wait schedule of one call's retries: newBackOff's, or,
 // when newThrottleBackOff is set, newThrottleBackOff's after an attempt that
 // set *throttled and newBackOff's after any other. Fetch and the refresh

@@ -105,6 +105,10 @@ func runRefresh(ctx context.Context, f *flags, p *plan.Plan, root, files *tmpfs.
 		Log:        log,
 		Now:        st.now,
 		Sleep:      st.sleep,
+		// The sidecar's metric: its counts of calls, logged now and then.
+		Calls:           &fetch.Calls{},
+		OnFailover:      logFailover(log),
+		OnBatchFallback: logBatchFallback(log),
 	}
 	if f.refresh.restart {
 		now := time.Now

@@ -4,13 +4,14 @@ import (
 	"log/slog"
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
+	"github.com/secretfetch/secretfetch/internal/refresh"
 )
 
 // CallsLogMessage is the message of the line that counts the calls made to
 // AWS by API, region and result: once in the init container, and now and
 // then in the refresh sidecar. Alert on its throttled and failover-region
 // counts before the account's quota is spent.
-const CallsLogMessage = "aws calls"
+const CallsLogMessage = refresh.CallsLogMessage
 
 // logFailover logs a request's move to the failover region, in one line a
 // platform team can alert on: the primary region did not answer.

@@ -147,6 +147,16 @@ type Options struct {
 	// package comment): Run returns the *restart.Error of the Scheduler
 	// once the restart is due.
 	Restart *restart.Scheduler
+	// Calls, when set, counts every call made (see fetch.Calls); Run logs
+	// the counts now and then (CallsLogEvery), and a poll that was
+	// throttled stretches the next wait (see Run).
+	Calls *fetch.Calls
+	// PrimaryAttempts, OnFailover and OnBatchFallback are as in
+	// fetch.Options: with the plan's failover region, a poll whose
+	// primary region does not answer reads the replica.
+	PrimaryAttempts int
+	OnFailover      func(fetch.Failover)
+	OnBatchFallback func(fetch.BatchFallback)
 	// Now and Sleep are the clock Run reads and waits with; nil means the
 	// real one. Sleep returns an error, and only then, when ctx ended
 	// first. Tests pass a clock that moves on without waiting.
@@ -169,6 +179,10 @@ type Refresher struct {
 	// secret, which the state of the set does not follow: the state keeps
 	// the version the env file holds, and so the app. Only Poll uses it.
 	seen map[string]FileState
+
+	// stretch multiplies the interval while polls are throttled (see
+	// Run); only Run uses it.
+	stretch int
 }
 
 // group is the files of the plan that one GetSecretValue call serves: the
@@ -227,10 +241,13 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 	if o.Sleep == nil {
 		o.Sleep = sleep
 	}
+	if o.Calls == nil {
+		o.Calls = &fetch.Calls{}
+	}
 	if o.Restart == nil {
 		p = withFiles(p)
 	}
-	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}, seen: map[string]FileState{}}, nil
+	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}, seen: map[string]FileState{}, stretch: 1}, nil
 }
 
 // sleep waits for d, or until ctx ends.
@@ -305,8 +322,17 @@ func (r *Refresher) Run(ctx context.Context) error {
 		m := s.Marker()
 		r.opts.Log.Info(RestartedLogMessage, "lastRestart", m.LastRestart, "cause", m.Cause, "causeOmitted", m.CauseOmitted)
 	}
-	for {
-		wait := r.wait()
+	// The first poll comes at a random point of the first interval, not
+	// an interval after the start: the pods of a rollout, a node drain or
+	// a webhook coming back start together, and would otherwise poll
+	// together for as long as they live (the jitter only widens the
+	// crowd by ±10%).
+	wait := r.firstWait()
+	var lastCallsLog time.Time
+	for first := true; ; first = false {
+		if !first {
+			wait = r.wait()
+		}
 		if s := r.opts.Restart; s != nil {
 			if due, ok := s.Due(); ok {
 				if until := due.Sub(r.opts.Now()); until > 0 && until < wait {
@@ -318,7 +344,13 @@ func (r *Refresher) Run(ctx context.Context) error {
 			return nil
 		}
 		// The report's failures and swap are logged by Poll.
+		throttledBefore := r.opts.Calls.Matching(throttledCall)
 		rep, err := r.Poll(ctx)
+		r.adjustStretch(r.opts.Calls.Matching(throttledCall) > throttledBefore)
+		if now := r.opts.Now(); now.Sub(lastCallsLog) >= CallsLogEvery {
+			r.opts.Log.Info(CallsLogMessage, "calls", r.opts.Calls.Counts())
+			lastCallsLog = now
+		}
 		if r.opts.Restart == nil {
 			continue
 		}
@@ -376,13 +408,58 @@ func (r *Refresher) polled() int {
 	return n
 }
 
-// wait is the interval, randomised by the jitter.
+// wait is the interval, stretched while throttled, randomised by the
+// jitter.
 func (r *Refresher) wait() time.Duration {
+	interval := r.opts.Interval * time.Duration(max(r.stretch, 1))
+	if r.opts.Jitter < 0 {
+		return interval
+	}
+	f := 1 + r.opts.Jitter*(2*rand.Float64()-1)
+	return time.Duration(float64(interval) * f)
+}
+
+// firstWait is uniform over (0, interval]: spread over the interval, the
+// first polls of pods started together come at the rate of steady state.
+// Without jitter (a negative Jitter, for tests) it is the interval.
+func (r *Refresher) firstWait() time.Duration {
 	if r.opts.Jitter < 0 {
 		return r.opts.Interval
 	}
-	f := 1 + r.opts.Jitter*(2*rand.Float64()-1)
-	return time.Duration(float64(r.opts.Interval) * f)
+	return time.Duration((1 - rand.Float64()) * float64(r.opts.Interval))
+}
+
+// MaxStretch bounds how far a throttled sidecar stretches its interval.
+const MaxStretch = 8
+
+// CallsLogEvery is how often the sidecar logs its counts of calls.
+const CallsLogEvery = 15 * time.Minute
+
+// CallsLogMessage is the message of the counts' line, the init
+// container's too.
+const CallsLogMessage = "aws calls"
+
+// throttledCall picks the counted calls that were throttled.
+func throttledCall(c fetch.CallCount) bool { return fetch.ThrottleCode(c.Result) }
+
+// adjustStretch doubles the stretch of the interval after a poll that was
+// throttled, up to MaxStretch, and halves it after one that was not: a
+// throttled account gets fewer calls from this pod at once, and the pod
+// returns to its interval in a few polls once the quota has room.
+func (r *Refresher) adjustStretch(throttled bool) {
+	prev := r.stretch
+	if throttled {
+		r.stretch = min(r.stretch*2, MaxStretch)
+	} else {
+		r.stretch = max(r.stretch/2, 1)
+	}
+	switch {
+	case r.stretch > prev:
+		r.opts.Log.Warn("throttled by Secrets Manager; stretching the refresh interval", "intervalMs",
+			(r.opts.Interval * time.Duration(r.stretch)).Milliseconds(), "stretch", r.stretch)
+	case r.stretch < prev && r.stretch == 1:
+		r.opts.Log.Info("no longer throttled; back to the refresh interval", "intervalMs", r.opts.Interval.Milliseconds())
+	}
 }
 
 // Change is one file switched to a new version.
@@ -452,9 +529,13 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 		}
 		decisions = append(decisions, &decision{g: g, version: currentVersion(compare, g)})
 	}
+	one := decisions
+	if r.plan.Batch {
+		one = r.pollBatch(ctx, decisions)
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, fetch.DefaultConcurrency)
-	for _, d := range decisions {
+	for _, d := range one {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -559,6 +640,69 @@ func (r *Refresher) Poll(ctx context.Context) (Report, error) {
 		r.notify(ctx, rep.Changes)
 	}
 	return rep, nil
+}
+
+// pollBatch decides, with BatchGetSecretValue, the groups that it can poll
+// (those of the current version), MaxBatch secrets a call, and returns the
+// decisions left to decide one by one. A batch answers with the values, so
+// a new version costs no further call; a secret the batch did not deliver
+// is asked alone by fetch, as in the init container.
+//
+// It is the cheaper poll in calls when a pod has two secrets or more:
+// ceil(S/20) calls a poll against S DescribeSecret calls. It draws on
+// another quota, though, BatchGetSecretValue's own (100 a second an
+// account, against 10,000 for the others), and every poll transfers and
+// decrypts every value (see the README's budget).
+func (r *Refresher) pollBatch(ctx context.Context, ds []*decision) []*decision {
+	sub := &plan.Plan{Version: r.plan.Version, Dir: r.plan.Dir, Region: r.plan.Region, FailoverRegion: r.plan.FailoverRegion, Batch: true}
+	var batched, rest []*decision
+	for _, d := range ds {
+		if d.g.stage != fetch.DefaultStage {
+			rest = append(rest, d)
+			continue
+		}
+		batched = append(batched, d)
+		for _, s := range d.g.secrets {
+			s.VersionStage, s.VersionID = "", ""
+			sub.Secrets = append(sub.Secrets, s)
+		}
+	}
+	if len(batched) == 0 {
+		return rest
+	}
+	results, failures, err := fetch.FetchEach(ctx, sub, r.fetchOptions("", nil))
+	k := 0
+	for _, d := range batched {
+		g := d.g
+		fail := func(code string, err error) {
+			d.failure = &Failure{ID: g.id, Files: fileNames(g.secrets), Code: code, VersionID: d.version, Err: err}
+		}
+		if err != nil {
+			fail(fetch.CodeUnknown, err)
+			continue
+		}
+		n := len(g.secrets)
+		res, fails := slices.Clone(results[k:k+n]), failures[k:k+n]
+		k += n
+		if i := slices.IndexFunc(fails, func(f *fetch.SecretError) bool { return f != nil }); i >= 0 {
+			fetch.ZeroAll(res)
+			fail(fails[i].Code, fails[i])
+			continue
+		}
+		if res[0].VersionID == d.version {
+			fetch.ZeroAll(res)
+			continue
+		}
+		for i := range res {
+			res[i].Secret = g.secrets[i]
+		}
+		if code, err := r.finish(res); err != nil {
+			fail(code, err)
+			continue
+		}
+		d.next, d.results = res[0].VersionID, res
+	}
+	return rest
 }
 
 // readState reads the versions the current files hold. Without a readable
@@ -708,27 +852,24 @@ const codeStageNotFound = "StageNotFound"
 // describe returns the version the group's stage points at, with the same
 // retries and classification as the first fetch.
 func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, string, error) {
-	in := &secretsmanager.DescribeSecretInput{SecretId: aws.String(g.id)}
-	attempts, throttled := 0, false
-	op := func() (*secretsmanager.DescribeSecretOutput, error) {
-		attempts++
-		actx, cancel := context.WithTimeout(ctx, cmp.Or(r.opts.AttemptTimeout, fetch.DefaultAttemptTimeout))
-		out, err := api.DescribeSecret(actx, in)
-		cancel()
-		throttled = err != nil && fetch.Throttled(err)
-		if err != nil && !fetch.Retryable(err) {
-			return nil, backoff.Permanent(err)
+	targets := []fetch.Target[API]{{Region: g.region, ID: g.id, API: api}}
+	if region, id := r.plan.FailoverFor(g.secrets[0]); region != "" {
+		if fapi, err := r.client(region); err == nil {
+			targets = append(targets, fetch.Target[API]{Region: region, ID: id, API: fapi})
 		}
-		return out, err
 	}
-	notify := func(err error, wait time.Duration) {
-		r.opts.Log.Warn("retrying", "operation", "DescribeSecret", "id", g.id, "code", fetch.Code(err),
-			"attempt", attempts, "waitMs", wait.Milliseconds(), "error", fetch.ErrorText(err))
-	}
-	schedule := fetch.Schedule(r.opts.NewBackOff, r.opts.NewThrottleBackOff, &throttled)
-	out, err := backoff.RetryNotifyWithData(op, backoff.WithContext(schedule, ctx), notify)
+	c := fetch.Call{Op: "DescribeSecret", Files: fileNames(g.secrets), NewBackOff: r.opts.NewBackOff, NewThrottleBackOff: r.opts.NewThrottleBackOff,
+		AttemptTimeout: cmp.Or(r.opts.AttemptTimeout, fetch.DefaultAttemptTimeout), PrimaryAttempts: r.opts.PrimaryAttempts,
+		OnFailover: r.opts.OnFailover, Calls: r.opts.Calls,
+		OnRetry: func(rt fetch.Retry) {
+			r.opts.Log.Warn("retrying", "operation", "DescribeSecret", "id", rt.ID, "region", rt.Region, "code", rt.Code,
+				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", fetch.ErrorText(rt.Err))
+		}}
+	out, oc, err := fetch.Do(ctx, c, targets, func(ctx context.Context, t fetch.Target[API]) (*secretsmanager.DescribeSecretOutput, error) {
+		return t.API.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(t.ID)})
+	})
 	if err != nil {
-		return "", fetch.Code(err), fmt.Errorf("calling DescribeSecret after %d attempt(s): %w", attempts, err)
+		return "", oc.Code, fmt.Errorf("calling DescribeSecret after %d attempt(s): %w", oc.Attempts, err)
 	}
 	// Sorted, so that a (malformed) answer with the stage twice decides the
 	// same way every time.
@@ -753,21 +894,13 @@ func (r *Refresher) describe(ctx context.Context, api API, g *group) (string, st
 // extraction, pattern checks, retries and classification as the first
 // fetch.
 func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, versionID string) ([]fetch.Result, string, error) {
-	sub := &plan.Plan{Version: r.plan.Version, Dir: r.plan.Dir, Region: g.region, Secrets: make([]plan.Secret, len(g.secrets))}
+	sub := &plan.Plan{Version: r.plan.Version, Dir: r.plan.Dir, Region: g.region, FailoverRegion: r.plan.FailoverRegion,
+		Secrets: make([]plan.Secret, len(g.secrets))}
 	for i, s := range g.secrets {
 		s.VersionStage, s.VersionID = stage, versionID
 		sub.Secrets[i] = s
 	}
-	results, err := fetch.Fetch(ctx, sub, fetch.Options{
-		Clients:            func(string) (fetch.API, error) { return api, nil },
-		AttemptTimeout:     r.opts.AttemptTimeout,
-		NewBackOff:         r.opts.NewBackOff,
-		NewThrottleBackOff: r.opts.NewThrottleBackOff,
-		OnRetry: func(rt fetch.Retry) {
-			r.opts.Log.Warn("retrying", "operation", "GetSecretValue", "id", rt.ID, "files", rt.Files, "code", rt.Code,
-				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", fetch.ErrorText(rt.Err))
-		},
-	})
+	results, err := fetch.Fetch(ctx, sub, r.fetchOptions(g.region, api))
 	if err != nil {
 		code := fetch.CodeUnknown
 		var fe *fetch.Error
@@ -781,6 +914,41 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 	for i := range results {
 		results[i].Secret = g.secrets[i]
 	}
+	code, err := r.finish(results)
+	if err != nil {
+		return nil, code, err
+	}
+	return results, "", nil
+}
+
+// fetchOptions are the options of the fetches of a poll: the clients of
+// the Refresher (api for the group's own region), the same retries,
+// failover and counts as every other call of the sidecar.
+func (r *Refresher) fetchOptions(region string, api API) fetch.Options {
+	return fetch.Options{
+		Clients: func(rg string) (fetch.API, error) {
+			if rg == region && api != nil {
+				return api, nil
+			}
+			return r.client(rg)
+		},
+		AttemptTimeout:     r.opts.AttemptTimeout,
+		NewBackOff:         r.opts.NewBackOff,
+		NewThrottleBackOff: r.opts.NewThrottleBackOff,
+		PrimaryAttempts:    r.opts.PrimaryAttempts,
+		OnFailover:         r.opts.OnFailover,
+		OnBatchFallback:    r.opts.OnBatchFallback,
+		Calls:              r.opts.Calls,
+		OnRetry: func(rt fetch.Retry) {
+			r.opts.Log.Warn("retrying", "operation", "GetSecretValue", "id", rt.ID, "files", rt.Files, "region", rt.Region, "code", rt.Code,
+				"attempt", rt.Attempt, "waitMs", rt.Wait.Milliseconds(), "error", fetch.ErrorText(rt.Err))
+		},
+	}
+}
+
+// finish renders the files of a group's new values and checks their env
+// variables, as init-fetch would; on a failure it zeroes every result.
+func (r *Refresher) finish(results []fetch.Result) (string, error) {
 	// A rendered file (format-<name>) is rendered again from the new value,
 	// as init-fetch renders it. A value that no longer renders keeps the
 	// current files, like one that fails its pattern.
@@ -791,7 +959,7 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 		data, rendered, err := render.FileData(results[i].Secret, results[i].Value, results[i].Binary)
 		if err != nil {
 			fetch.ZeroAll(results)
-			return nil, render.ErrorCode(err), fmt.Errorf("file %s: %w", results[i].Secret.File, err)
+			return render.ErrorCode(err), fmt.Errorf("file %s: %w", results[i].Secret.File, err)
 		}
 		if rendered {
 			clear(results[i].Value)
@@ -805,11 +973,11 @@ func (r *Refresher) fetch(ctx context.Context, api API, g *group, stage, version
 		for i := range results {
 			if code, err := checkEnv(results[i]); err != nil {
 				fetch.ZeroAll(results)
-				return nil, code, fmt.Errorf("env %s (file %s): %w", results[i].Secret.Env, results[i].Secret.File, err)
+				return code, fmt.Errorf("env %s (file %s): %w", results[i].Secret.Env, results[i].Secret.File, err)
 			}
 		}
 	}
-	return results, "", nil
+	return "", nil
 }
 
 // checkEnv checks a value for its environment variable, if it has one, as
