@@ -42,6 +42,9 @@ type Settings struct {
 	// DefaultRegion is the region for secrets given by name when the pod
 	// sets no secretfetch.io/region ("" for none).
 	DefaultRegion string
+	// DefaultFailoverRegion is the region of the secrets' replicas when
+	// the pod sets no secretfetch.io/failover-region ("" for none).
+	DefaultFailoverRegion string
 	// MinRefreshInterval is the shortest refresh interval allowed; 0 means
 	// DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration

@@ -20,6 +20,17 @@ const (
 	// own region always wins. Default: Settings.DefaultRegion.
 	AnnotationRegion = Prefix + "region"
 
+	// AnnotationFailoverRegion is the region of the secrets' replicas,
+	// read when the pod's region cannot answer (connection errors, 5xx,
+	// throttling past the retries; never a denial or a missing secret).
+	// Default: Settings.DefaultFailoverRegion.
+	AnnotationFailoverRegion = Prefix + "failover-region"
+
+	// AnnotationBatch, "true", fetches the secrets' current versions up to
+	// 20 a call with BatchGetSecretValue, in the init container and in
+	// refresh polls.
+	AnnotationBatch = Prefix + "batch"
+
 	// AnnotationMountPath is the absolute directory, in the selected
 	// containers, that holds one file per secret. Default: plan.DefaultDir.
 	AnnotationMountPath = Prefix + "mount-path"
@@ -97,7 +108,7 @@ var secretKeyPrefixes = [...]string{KeyPrefix, VersionStagePrefix, VersionIDPref
 	EnvPrefix, FilePrefix, FormatPrefix, AllowKeysPrefix}
 
 // AllowedKeys is how the denial for an unknown key lists what is allowed.
-const AllowedKeys = "inject, region, mount-path, containers, refresh-interval, refresh-notify, refresh-restart, refresh-restart-window, secret-<name>, key-<name>, " +
+const AllowedKeys = "inject, region, failover-region, batch, mount-path, containers, refresh-interval, refresh-notify, refresh-restart, refresh-restart-window, secret-<name>, key-<name>, " +
 	"version-stage-<name>, version-id-<name>, mode-<name>, pattern-<name>, env-<name>, file-<name>, format-<name>, allow-keys-<name>"
 
 // Names of what the mutation adds to a pod that the grammar checks against:

@@ -71,6 +71,8 @@ func (p *parser) parse() (*Result, ErrorList) {
 	p.collect()
 	p.plan = plan.Plan{Version: plan.Version, Dir: p.keys.mountPath, Subdir: plan.FilesSubdir, Region: p.s.DefaultRegion}
 	p.parseRegion()
+	p.parseFailover()
+	p.parseBatch()
 	p.parseSecrets()
 	mountPathOK := p.parseMountPath()
 	p.readers, p.readersOK = p.selectReaders()
@@ -124,8 +126,9 @@ func (p *parser) collect() {
 			k.mountPath = v
 		case AnnotationContainers:
 			k.containers, k.hasContainers = v, true
-		case AnnotationRefreshInterval, AnnotationRefreshNotify, AnnotationRefreshRestart, AnnotationRefreshRestartWindow:
-			// parseRefresh and parseRestart read them.
+		case AnnotationRefreshInterval, AnnotationRefreshNotify, AnnotationRefreshRestart, AnnotationRefreshRestartWindow,
+			AnnotationFailoverRegion, AnnotationBatch:
+			// parseRefresh, parseRestart, parseFailover and parseBatch read them.
 		default:
 			if !k.addSecretKey(key, v) {
 				p.add(invalid(annotation(key), Omit, "this is not a secretfetch.io annotation; the keys are "+AllowedKeys))
