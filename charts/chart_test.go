@@ -179,8 +179,6 @@ func TestOneTruth(t *testing.T) {
 type allowed struct {
 	// The objects only one side has, with the reason.
 	onlyBase, onlyChart map[string]string
-	// The objects whose kustomize copy may lack the part-of label.
-	withoutPartOf []string
 	// Whether "\n\n" before indentation in a string equals "\n" there.
 	foldedBlankLines bool
 }
@@ -212,13 +210,6 @@ func sameObjects(t *testing.T, chart, base []object, allow allowed) {
 		if allow.foldedBlankLines {
 			want = dropFoldedBlankLines(want).(map[string]any)
 		}
-		if slices.Contains(allow.withoutPartOf, b.key()) {
-			if dig(want, "metadata", "labels", partOf) != nil {
-				t.Errorf("%s: the kustomize render has the label %s now; remove it from withoutPartOf", b.key(), partOf)
-			} else if labels, ok := dig(got, "metadata", "labels").(map[string]any); ok {
-				delete(labels, partOf)
-			}
-		}
 		if c.Kind == "MutatingWebhookConfiguration" {
 			// The base's caBundle comes from an overlay.
 			for _, wh := range dig(got, "webhooks").([]any) {
@@ -239,7 +230,6 @@ func sameObjects(t *testing.T, chart, base []object, allow allowed) {
 	}
 }
 
-const partOf = "app.kubernetes.io/part-of"
 
 // dropFoldedBlankLines returns v with every "\n\n" that comes before
 // indentation in its strings made "\n".

@@ -95,17 +95,6 @@ func TestOneTruthPolicy(t *testing.T) {
 		onlyBase: map[string]string{
 			"Namespace /" + namespace: "created before helm install",
 		},
-		// The chart labels every object app.kubernetes.io/part-of:
-		// secretfetch; the kustomize base does too, but manifests/policy (a
-		// Component, outside the base's labels) does not, so far. Each entry
-		// compares without that label while the overlay's object lacks it,
-		// and fails once the overlay has it, so that the entry goes.
-		withoutPartOf: []string{
-			"MutatingAdmissionPolicy /secretfetch-inject",
-			"MutatingAdmissionPolicyBinding /secretfetch-inject",
-			"ValidatingAdmissionPolicy /secretfetch-policy-checks",
-			"ValidatingAdmissionPolicyBinding /secretfetch-policy-checks",
-		},
 		// kustomize (kyaml, v5.5 and v5.8 alike) writes a folded (>-)
 		// scalar back with a blank line before each more-indented line, so
 		// the expressions it renders gain a newline there that the source
