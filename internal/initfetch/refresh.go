@@ -93,7 +93,7 @@ func (r *refreshFlags) check(set map[string]bool) error {
 // *restart.Error; the marker goes into root, the volume's root, which the
 // init container leaves alone.
 func runRefresh(ctx context.Context, f *flags, p *plan.Plan, root, files *tmpfs.Dir, getenv func(string) string, log *slog.Logger, st *settings) error {
-	clients, err := refreshClients(ctx, getenv, st)
+	clients, err := refreshClients(ctx, p, getenv, st)
 	if err != nil {
 		return err
 	}
@@ -155,13 +155,13 @@ const RestartLogMessage = "restarting the pod for rotation"
 
 // refreshClients are the clients of WithClients, which must have
 // DescribeSecret too, or SDK clients with the pod named in the user agent.
-func refreshClients(ctx context.Context, getenv func(string) string, st *settings) (refresh.ClientFunc, error) {
+func refreshClients(ctx context.Context, p *plan.Plan, getenv func(string) string, st *settings) (refresh.ClientFunc, error) {
 	if st.clients == nil {
 		cfg, err := loadAWSConfig(ctx, getenv)
 		if err != nil {
 			return nil, err
 		}
-		return refresh.SDKClients(cfg), nil
+		return refresh.SDKClients(cfg, failoverEndpoint(getenv, p)), nil
 	}
 	return func(region string) (refresh.API, error) {
 		c, err := st.clients(region)
@@ -178,7 +178,7 @@ func refreshClients(ctx context.Context, getenv func(string) string, st *setting
 
 // fetchClients are the clients of WithClients, or SDK clients with the pod
 // named in the user agent.
-func fetchClients(ctx context.Context, getenv func(string) string, st *settings) (fetch.ClientFunc, error) {
+func fetchClients(ctx context.Context, p *plan.Plan, getenv func(string) string, st *settings) (fetch.ClientFunc, error) {
 	if st.clients != nil {
 		return st.clients, nil
 	}
@@ -186,5 +186,5 @@ func fetchClients(ctx context.Context, getenv func(string) string, st *settings)
 	if err != nil {
 		return nil, err
 	}
-	return fetch.SDKClients(cfg), nil
+	return fetch.SDKClients(cfg, failoverEndpoint(getenv, p)), nil
 }

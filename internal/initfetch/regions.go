@@ -3,7 +3,11 @@ package initfetch
 import (
 	"log/slog"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/secretfetch/secretfetch/internal/fetch"
+	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/refresh"
 )
 
@@ -29,5 +33,17 @@ func logBatchFallback(log *slog.Logger) func(fetch.BatchFallback) {
 	return func(b fetch.BatchFallback) {
 		log.Warn("BatchGetSecretValue did not deliver these secrets; asking for them one by one",
 			"ids", b.IDs, "region", b.Region, "code", b.Code, "error", fetch.ErrorText(b.Err))
+	}
+}
+
+// failoverEndpoint points the client of the plan's failover region at
+// $SECRETFETCH_FAILOVER_ENDPOINT_URL, when both are set:
+// AWS_ENDPOINT_URL_SECRETS_MANAGER names one endpoint for every region.
+func failoverEndpoint(getenv func(string) string, p *plan.Plan) func(*secretsmanager.Options) {
+	url := getenv(plan.EnvFailoverEndpoint)
+	return func(o *secretsmanager.Options) {
+		if url != "" && p.FailoverRegion != "" && o.Region == p.FailoverRegion {
+			o.BaseEndpoint = aws.String(url)
+		}
 	}
 }

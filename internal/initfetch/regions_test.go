@@ -95,3 +95,24 @@ func TestRunFailsOverAndCountsCalls(t *testing.T) {
 		}
 	}
 }
+
+func TestFailoverEndpoint(t *testing.T) {
+	env := map[string]string{plan.EnvFailoverEndpoint: "http://replica:4566"}
+	p := &plan.Plan{Region: "us-east-1", FailoverRegion: "us-west-2"}
+	for _, tc := range []struct {
+		region, want string
+		p            *plan.Plan
+		env          map[string]string
+	}{
+		{"us-west-2", "http://replica:4566", p, env},
+		{"us-east-1", "", p, env},
+		{"us-west-2", "", &plan.Plan{Region: "us-east-1"}, env},
+		{"us-west-2", "", p, nil},
+	} {
+		o := secretsmanager.Options{Region: tc.region}
+		failoverEndpoint(func(k string) string { return tc.env[k] }, tc.p)(&o)
+		if got := aws.ToString(o.BaseEndpoint); got != tc.want {
+			t.Errorf("region %s, failover %q, env %v: endpoint %q, want %q", tc.region, tc.p.FailoverRegion, tc.env, got, tc.want)
+		}
+	}
+}

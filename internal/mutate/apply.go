@@ -22,6 +22,9 @@ const (
 	// service-specific endpoint variables.
 	EnvSecretsManagerEndpoint = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
 	EnvSTSEndpoint            = "AWS_ENDPOINT_URL_STS"
+	// EnvFailoverEndpoint is init-fetch's endpoint of Secrets Manager in
+	// the failover region (plan.EnvFailoverEndpoint).
+	EnvFailoverEndpoint = plan.EnvFailoverEndpoint
 	// EnvNoInstanceMetadata switches off the SDK's EC2 instance metadata
 	// credentials in the init container (see Config.AllowNodeCredentials).
 	EnvNoInstanceMetadata = "AWS_EC2_METADATA_DISABLED"
@@ -53,6 +56,12 @@ type Config struct {
 	// test fake (--secretsmanager-endpoint, --sts-endpoint).
 	SecretsManagerEndpoint string
 	STSEndpoint            string
+	// DefaultFailoverRegion is the failover region of pods that set no
+	// secretfetch.io/failover-region (--default-failover-region), and
+	// FailoverEndpoint the Secrets Manager endpoint there, when the SDK's
+	// own is not the one (--failover-secretsmanager-endpoint).
+	DefaultFailoverRegion string
+	FailoverEndpoint      string
 	// VolumeSizeLimit overrides the emptyDir's sizeLimit
 	// (--volume-size-limit). Nil sizes it from the number of secrets.
 	VolumeSizeLimit *resource.Quantity
@@ -91,7 +100,13 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("default region (--default-region): %w", err))
 		}
 	}
-	for flag, v := range map[string]string{"--secretsmanager-endpoint": c.SecretsManagerEndpoint, "--sts-endpoint": c.STSEndpoint} {
+	if c.DefaultFailoverRegion != "" {
+		if err := validateRegion(c.DefaultFailoverRegion); err != nil {
+			errs = append(errs, fmt.Errorf("default failover region (--default-failover-region): %w", err))
+		}
+	}
+	for flag, v := range map[string]string{"--secretsmanager-endpoint": c.SecretsManagerEndpoint, "--sts-endpoint": c.STSEndpoint,
+		"--failover-secretsmanager-endpoint": c.FailoverEndpoint} {
 		if v == "" {
 			continue
 		}
@@ -327,6 +342,9 @@ func initContainer(pod *corev1.Pod, inj *Injection, cfg Config, encoded string, 
 	}
 	if cfg.STSEndpoint != "" {
 		setEnv(&init, EnvSTSEndpoint, cfg.STSEndpoint)
+	}
+	if cfg.FailoverEndpoint != "" && inj.Plan.FailoverRegion != "" {
+		setEnv(&init, EnvFailoverEndpoint, cfg.FailoverEndpoint)
 	}
 	if !cfg.AllowNodeCredentials {
 		setEnv(&init, EnvNoInstanceMetadata, "true")

@@ -128,7 +128,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		return h.fail(log, http.StatusServiceUnavailable, ReasonCanceled, fmt.Errorf("before parsing the pod: %w", err))
 	}
 	cfg := h.cfg.Load()
-	inj, errs := Parse(pod, cfg.DefaultRegion, cfg.parseOptions()...)
+	inj, errs := Parse(pod, cfg.DefaultRegion, append(cfg.parseOptions(), WithDefaultFailoverRegion(cfg.DefaultFailoverRegion))...)
 	if len(errs) > 0 {
 		return h.deny(log, pod, errs)
 	}

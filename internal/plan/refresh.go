@@ -21,6 +21,13 @@ const (
 	EnvPodName      = "SECRETFETCH_POD_NAME"
 )
 
+// EnvFailoverEndpoint is the Secrets Manager endpoint URL that init-fetch
+// uses in the plan's failover region, which the webhook sets from
+// --failover-secretsmanager-endpoint: AWS_ENDPOINT_URL_SECRETS_MANAGER
+// names one endpoint for every region, and a replica's region needs its
+// own (a VPC endpoint there, or a second fake).
+const EnvFailoverEndpoint = "SECRETFETCH_FAILOVER_ENDPOINT_URL"
+
 // MaxRefreshInterval is the longest refresh interval.
 const MaxRefreshInterval = 24 * time.Hour
 

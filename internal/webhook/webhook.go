@@ -102,6 +102,10 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mutate.InitImage, "init-image", "", "image of the init-fetch init container (required)")
 	fs.StringVar(&c.Mutate.DefaultRegion, "default-region", "",
 		"AWS region for secrets given by name when a pod sets no secretfetch.io/region")
+	fs.StringVar(&c.Mutate.DefaultFailoverRegion, "default-failover-region", "",
+		"AWS region of the secrets' replicas, read when a pod's region cannot answer, for pods that set no secretfetch.io/failover-region")
+	fs.StringVar(&c.Mutate.FailoverEndpoint, "failover-secretsmanager-endpoint", "",
+		"Secrets Manager endpoint URL in the failover region, for init-fetch ("+mutate.EnvFailoverEndpoint+"); empty for the SDK's endpoint of that region")
 	fs.StringVar(&c.Mutate.SecretsManagerEndpoint, "secretsmanager-endpoint", "",
 		"Secrets Manager endpoint URL for the init container (AWS_ENDPOINT_URL_SECRETS_MANAGER); empty for the SDK's default")
 	fs.StringVar(&c.Mutate.STSEndpoint, "sts-endpoint", "",
@@ -355,6 +359,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "initImage", cfg.Mutate.InitImage,
 		"defaultRegion", cfg.Mutate.DefaultRegion, "secretsManagerEndpoint", cfg.Mutate.SecretsManagerEndpoint,
+		"defaultFailoverRegion", cfg.Mutate.DefaultFailoverRegion, "failoverEndpoint", cfg.Mutate.FailoverEndpoint,
 		"stsEndpoint", cfg.Mutate.STSEndpoint, "maxInFlight", cfg.MaxInFlight, "bodyReadTimeout", cfg.BodyReadTimeout,
 		"maxConnections", cfg.MaxConnections, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
 	err = g.Wait()
