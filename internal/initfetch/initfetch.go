@@ -235,7 +235,7 @@ func run(ctx context.Context, f *flags, getenv func(string) string, log *slog.Lo
 	if envDir != nil {
 		defer envDir.Close()
 	}
-	clients, err := fetchClients(ctx, getenv, st)
+	clients, err := fetchClients(ctx, p, getenv, st)
 	if err != nil {
 		return err
 	}
