@@ -17,10 +17,14 @@ func WithEnvFiles(enabled bool) ParseOption {
 	return func(s *grammar.Settings) { s.NoEnvFiles = !enabled }
 }
 
-// parseOptions are the ParseOptions that cfg implies.
-func (c Config) parseOptions() []ParseOption {
+// ParseOptions are the ParseOptions that the settings imply: Parse with
+// them checks a pod as the webhook with these settings does.
+func (c Config) ParseOptions() []ParseOption {
 	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), WithRestart(c.Restart)}
 }
+
+// parseOptions is ParseOptions, for the handler.
+func (c Config) parseOptions() []ParseOption { return c.ParseOptions() }
 
 // foreignEnvRefs refuses a fileKeyRef into the env file that the webhook
 // does not make. The env file's volume need not be mounted to be read that
