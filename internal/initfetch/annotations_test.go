@@ -204,3 +204,28 @@ func TestNoPlanNamesAnnotations(t *testing.T) {
 		t.Errorf("Run with a missing file = %v, want an error naming the downward API", err)
 	}
 }
+
+// FuzzParseAnnotations: whatever the annotations, the kubelet's file of them
+// reads back as the same map.
+func FuzzParseAnnotations(f *testing.F) {
+	f.Add("secretfetch.io/secret-db", "prod/db", "x", "a\nb")
+	f.Add("k", `"quoted" = \ back`, "z", "\xff\x00\u2028")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		m := map[string]string{}
+		for _, kv := range [][2]string{{k1, v1}, {k2, v2}} {
+			// Annotation keys are qualified names: never empty, no '=', no
+			// line break (the API server refuses others).
+			if kv[0] == "" || strings.ContainsAny(kv[0], "=\n\r") {
+				return
+			}
+			m[kv[0]] = kv[1]
+		}
+		got, err := ParseAnnotations(formatMap(m))
+		if err != nil {
+			t.Fatalf("ParseAnnotations: %v", err)
+		}
+		if !cmp.Equal(m, got) {
+			t.Fatalf("read back %d annotations, want %d, or a value differs", len(got), len(m))
+		}
+	})
+}
