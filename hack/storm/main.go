@@ -21,6 +21,21 @@
 //
 //	go run ./hack/storm --init-fetch bin/init-fetch --huge-bytes 100000000
 //
+// The sidecar storm (--sidecars N): N refresh sidecars (the refresh
+// package's Refresher in this process, each with its own directory and SDK
+// clients) start at once, as after a rollout or a node drain, each polling
+// --secrets secrets every --interval against the fake capped at --rate calls
+// a second for DescribeSecret and GetSecretValue together (a scaled-down
+// account quota). After the restart and a steady state, the quota drops to
+// --burst-rate for --burst-for, as when another consumer spends it, then
+// comes back. It prints the calls and throttling of each phase, second by
+// second as the fake saw them, the calls by API and result as the
+// sidecars counted them, and whether every pod kept every file (read every
+// second) and ended with a rotation made midway. --naive polls as the
+// sidecar did before the first poll was spread and the interval stretched.
+//
+//	go run ./hack/storm --sidecars 300 --secrets 3 --interval 15s --rate 100 --burst-rate 20
+//
 // Every server it starts listens on 127.0.0.1 and is stopped before it
 // returns; every process it starts is its own child, waited for. hack/storm.sh
 // builds init-fetch and runs both.
@@ -46,6 +61,7 @@ type config struct {
 	hugeStatus int
 	cutEvery   int
 	keep       bool
+	sidecars   sidecarConfig
 }
 
 func main() {
@@ -59,6 +75,13 @@ func main() {
 	flag.IntVar(&c.hugeStatus, "huge-status", 200, "huge answer: 200 (a SecretString) or 400 (a ThrottlingException message)")
 	flag.IntVar(&c.cutEvery, "cut-every", 0, "storm: cut every K-th answer mid-body, as a dropped connection does (0: never)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (the processes' stderr) and print its path")
+	flag.IntVar(&c.sidecars.n, "sidecars", 0, "if set, run the sidecar storm with this many refresh sidecars instead (--rate is then the account's quota for DescribeSecret and GetSecretValue together)")
+	flag.IntVar(&c.sidecars.secrets, "secrets", 3, "sidecar storm: secrets per pod")
+	flag.DurationVar(&c.sidecars.interval, "interval", 15*time.Second, "sidecar storm: the refresh interval")
+	flag.Float64Var(&c.sidecars.burstRate, "burst-rate", 20, "sidecar storm: the quota while another consumer spends it")
+	flag.DurationVar(&c.sidecars.burstFor, "burst-for", 15*time.Second, "sidecar storm: how long the quota stays at --burst-rate")
+	flag.DurationVar(&c.sidecars.steadyFor, "steady-for", 30*time.Second, "sidecar storm: the steady state between the restart and the burst")
+	flag.BoolVar(&c.sidecars.naive, "naive", false, "sidecar storm: poll as before the spread and the stretch (first poll an interval after the start, never stretched), for comparison")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -70,11 +93,18 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
-	if c.initFetch == "" {
+	if c.initFetch == "" && c.sidecars.n == 0 {
 		return fmt.Errorf("--init-fetch is required: the path of a built init-fetch (go build -o bin/init-fetch ./cmd/init-fetch)")
 	}
-	if _, err := os.Stat(c.initFetch); err != nil {
+	if _, err := os.Stat(c.initFetch); err != nil && c.sidecars.n == 0 {
 		return fmt.Errorf("--init-fetch: %w", err)
+	}
+	if c.sidecars.n > 0 {
+		if c.rate <= 0 || c.sidecars.secrets < 1 || c.sidecars.interval <= 0 || c.sidecars.burstRate <= 0 {
+			return fmt.Errorf("the sidecar storm needs a positive --rate, --secrets, --interval and --burst-rate")
+		}
+		c.sidecars.rate = c.rate
+		return sidecarStorm(ctx, c.sidecars, os.Stdout)
 	}
 	if c.hugeBytes > 0 {
 		if c.hugeStatus != 200 && c.hugeStatus != 400 {

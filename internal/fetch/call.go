@@ -126,7 +126,16 @@ func Do[A, O any](ctx context.Context, c Call, targets []Target[A], op func(ctx 
 			oc.Code = Code(err)
 			return zero, oc, fmt.Errorf("calling %s%s: %w", c.Op, inRegion(oc), err)
 		}
-		if cur+1 < len(targets) && inTarget >= budget {
+		var wait time.Duration
+		if inTarget < budget {
+			wait = schedule.NextBackOff()
+		}
+		// The region's budget is spent: its attempts, or its schedule
+		// (one that never retries throttling moves on at once).
+		if ctx.Err() != nil {
+			break
+		}
+		if cur+1 < len(targets) && (inTarget >= budget || wait == backoff.Stop) {
 			next := targets[cur+1]
 			if c.OnFailover != nil {
 				c.OnFailover(Failover{ID: t.ID, Files: c.Files, Op: c.Op, From: t.Region, To: next.Region,
@@ -137,7 +146,10 @@ func Do[A, O any](ctx context.Context, c Call, targets []Target[A], op func(ctx 
 			schedule.Reset()
 			continue
 		}
-		wait := schedule.NextBackOff()
+		if inTarget >= budget {
+			// The last region keeps retrying until the deadline.
+			wait = schedule.NextBackOff()
+		}
 		if wait == backoff.Stop {
 			break
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
 	"github.com/secretfetch/secretfetch/internal/smfake/smfaketest"
@@ -213,5 +215,28 @@ func TestFailoverNeedsAnotherRegion(t *testing.T) {
 	}
 	if n := r2.replica.Count("", ""); n != 0 {
 		t.Errorf("no failover region: the replica got %d calls", n)
+	}
+}
+
+// A schedule that never retries throttling (the refresh sidecar's) moves a
+// throttled call to the failover region at once, and, without one, ends it.
+func TestFailoverWhenTheScheduleStops(t *testing.T) {
+	r := twoRegions(t)
+	r.both(t, "app/db")
+	r.primary.InjectFault(smfake.Fault{Operation: opGet, Code: "ThrottlingException"})
+	r.opts.NewThrottleBackOff = func() backoff.BackOff { return &backoff.StopBackOff{} }
+	res, err := Fetch(context.Background(), failoverPlan(plan.Secret{File: "db", ID: "app/db"}), r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Region != replicaRegion || r.primary.Count(opGet, "") != 1 {
+		t.Errorf("served by %q after %d calls to the primary, want %s after 1", res[0].Region, r.primary.Count(opGet, ""), replicaRegion)
+	}
+	p := failoverPlan(plan.Secret{File: "db", ID: "app/db"})
+	p.FailoverRegion = ""
+	r.primary.ResetRequests()
+	var fe *Error
+	if _, err := Fetch(context.Background(), p, r.opts); !errors.As(err, &fe) || fe.Failures[0].Code != "ThrottlingException" || r.primary.Count(opGet, "") != 1 {
+		t.Errorf("no failover region: %v after %d calls, want ThrottlingException after 1", err, r.primary.Count(opGet, ""))
 	}
 }
