@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 )
 
 // maxReviewSize bounds a request body at what the API server can send. It
@@ -167,7 +166,7 @@ func decodeReview(body []byte) (admission.Request, int32, error) {
 		return admission.Request{}, http.StatusRequestEntityTooLarge, err
 	}
 	var review podReview
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil {
+	if err := decodeJSON(body, &review); err != nil {
 		return admission.Request{}, http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
 	}
 	if err := checkReview(review.TypeMeta, review.Request != nil); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,11 +234,11 @@ func (s *patchSnapshot) containersPatch(w *patchWriter, l int, cs []corev1.Conta
 			}
 			continue
 		}
-		if err := elementsPatch(w, path+"/volumeMounts", b.mounts, c.VolumeMounts); err != nil {
+		if err := elementsPatch(w, path+"/volumeMounts", b.mounts, c.VolumeMounts, sameMount); err != nil {
 			return nil, err
 		}
 		if s.withEnv {
-			if err := elementsPatch(w, path+"/env", b.env, c.Env); err != nil {
+			if err := elementsPatch(w, path+"/env", b.env, c.Env, sameEnv); err != nil {
 				return nil, err
 			}
 		}
@@ -252,12 +251,17 @@ func (s *patchSnapshot) containersPatch(w *patchWriter, l int, cs []corev1.Conta
 
 // elementsPatch writes the operations that turn list before into after,
 // which Apply only updates in place or appends to.
-func elementsPatch[E any](w *patchWriter, path string, before, after []E) error {
+// An element is unchanged when same says it is the copy as it was: Apply
+// replaces the pointers and slices of an element it changes (an env entry's
+// valueFrom) rather than write through them, so one left alone still holds
+// the same ones. One that is not the same is compared on its JSON (diff),
+// which finds no operation when Apply rewrote it with what it held.
+func elementsPatch[E any](w *patchWriter, path string, before, after []E, same func(a, b *E) bool) error {
 	if len(after) < len(before) {
 		return fmt.Errorf("computing the patch: %s: %d elements became %d", path, len(before), len(after))
 	}
 	for j := range before {
-		if reflect.DeepEqual(before[j], after[j]) {
+		if same(&before[j], &after[j]) {
 			continue
 		}
 		b, err := json.Marshal(&before[j])
@@ -270,6 +274,23 @@ func elementsPatch[E any](w *patchWriter, path string, before, after []E) error 
 	}
 	appendElements(w, path, len(before), after)
 	return nil
+}
+
+// sameMount and sameEnv report whether an element holds the same values,
+// pointers and slices as its shallow copy.
+func sameMount(a, b *corev1.VolumeMount) bool {
+	return a.Name == b.Name && a.ReadOnly == b.ReadOnly && a.RecursiveReadOnly == b.RecursiveReadOnly &&
+		a.MountPath == b.MountPath && a.SubPath == b.SubPath && a.MountPropagation == b.MountPropagation &&
+		a.SubPathExpr == b.SubPathExpr && sameSlice(a.BindMountOptions, b.BindMountOptions)
+}
+
+func sameEnv(a, b *corev1.EnvVar) bool {
+	return a.Name == b.Name && a.Value == b.Value && a.ValueFrom == b.ValueFrom
+}
+
+// sameSlice reports whether two slices are the same one (or both empty).
+func sameSlice[E any](a, b []E) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // appendElements adds after[n:], the elements appended to a list of n: the

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# hack/bench-vault.sh: secretfetch's webhook against the Vault Agent
+# Injector (vault-k8s), side by side on this machine, alternating A B A B so
+# that both see the same drift of a shared machine.
+#
+#   VAULT_K8S_DIR=/path/to/vault-k8s hack/bench-vault.sh
+#   hack/bench-vault.sh --vault-k8s-dir /path/to/vault-k8s
+#
+# VAULT_K8S_DIR is a checkout of github.com/hashicorp/vault-k8s (the figures
+# in docs/benchmarks.md are of tag v1.7.6): the Go module proxy does not
+# serve it, so hack/vault-bench, a module of its own, is pointed at it with
+# go mod edit -replace in a copy; vault-k8s's dependencies come from the
+# proxy as usual.
+#
+#   1. in process: BenchmarkHandlerReview (internal/mutate: our Endpoint) and
+#      BenchmarkVaultHandler (hack/vault-bench: vault-k8s's Handler.Handle),
+#      ROUNDS times each, alternating; the same pod
+#      (hack/testdata/admissionreview.json; vault-k8s's with its own
+#      annotations for ten secrets);
+#   2. over HTTPS on loopback: cmd/webhook (as the Deployment runs it) and
+#      vault-k8s's handler served as its injector serves it
+#      (hack/vault-bench serve), each measured by hack/webhook-load at every
+#      rate of RATES (0 is the closed loop), HTTPS_ROUNDS times, alternating;
+#      each server's peak RSS (VmHWM) at the end of its round.
+#
+# Environment: ROUNDS (5), BENCHTIME (2000x), HTTPS_ROUNDS (2), RATES
+# ("0 1000 2000"), CONNECTIONS (32), DURATION (10s), WARMUP (2s), SKIP_HTTPS
+# (set: in process only), and the webhook's GOGC (400) and GOMEMLIMIT
+# (200MiB), as in manifests/base/deployment.yaml; vault-k8s runs with Go's
+# defaults, as its chart does.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+if [ "${1:-}" = "--vault-k8s-dir" ]; then VAULT_K8S_DIR=$2; shift 2; fi
+VAULT_K8S_DIR=${VAULT_K8S_DIR:-}
+if [ -z "$VAULT_K8S_DIR" ] || [ ! -f "$VAULT_K8S_DIR/agent-inject/handler.go" ]; then
+  echo "bench-vault: set VAULT_K8S_DIR (or --vault-k8s-dir) to a checkout of github.com/hashicorp/vault-k8s, e.g. tag v1.7.6" >&2
+  exit 2
+fi
+VAULT_K8S_DIR=$(cd "$VAULT_K8S_DIR" && pwd)
+ROUNDS=${ROUNDS:-5}
+BENCHTIME=${BENCHTIME:-2000x}
+HTTPS_ROUNDS=${HTTPS_ROUNDS:-2}
+RATES=${RATES:-0 1000 2000}
+CONNECTIONS=${CONNECTIONS:-32}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+PORT=${PORT:-19443}
+HEALTH_PORT=${HEALTH_PORT:-19081}
+VAULT_PORT=${VAULT_PORT:-19444}
+VAULT_HEALTH_PORT=${VAULT_HEALTH_PORT:-19082}
+WEBHOOK_GOGC=${GOGC:-400}
+WEBHOOK_GOMEMLIMIT=${GOMEMLIMIT:-200MiB}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/secretfetch-vault.XXXXXX")
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+log "building: ours (internal/mutate test binary, cmd/webhook, hack/webhook-load) and vault-k8s at $VAULT_K8S_DIR ($(git -C "$VAULT_K8S_DIR" describe --tags 2>/dev/null || echo 'no git tag'))"
+go test -c -o "$tmp/ours.test" ./internal/mutate
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/webhook" ./cmd/webhook
+go build -trimpath -o "$tmp/webhook-load" ./hack/webhook-load
+go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
+cp -r hack/vault-bench "$tmp/vault-bench"
+(
+  cd "$tmp/vault-bench"
+  go mod edit -replace "github.com/hashicorp/vault-k8s=$VAULT_K8S_DIR"
+  go test -c -o "$tmp/vault.test" .
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/vault-bench-bin" .
+)
+"$tmp/vault-bench-bin" review --in hack/testdata/admissionreview.json >"$tmp/vault-review.json"
+
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(go env GOVERSION), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "secretfetch: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/mutate || echo ' (internal/mutate modified)')"
+
+echo
+echo "== in process: $ROUNDS rounds of $BENCHTIME, alternating"
+for i in $(seq "$ROUNDS"); do
+  (cd internal/mutate && "$tmp/ours.test" -test.run '^$' -test.bench '^BenchmarkHandlerReview$' -test.benchmem -test.benchtime "$BENCHTIME") | grep '^Benchmark' | tee -a "$tmp/inproc.txt"
+  (cd "$tmp/vault-bench" && "$tmp/vault.test" -test.run '^$' -test.bench '^BenchmarkVaultHandler$' -test.benchmem -test.benchtime "$BENCHTIME" -review "$ROOT/hack/testdata/admissionreview.json") | grep '^Benchmark' | tee -a "$tmp/inproc.txt"
+done
+awk '
+  { ns[$1] = ns[$1] " " $3; b[$1] = $7; a[$1] = $9 }
+  END {
+    for (k in ns) {
+      n = split(ns[k], v, " "); asort(v)
+      med[k] = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      printf "%-30s median %8.1f us/op   %s B/op   %s allocs/op\n", k, med[k] / 1000, b[k], a[k]
+    }
+    for (k in med) if (k ~ /HandlerReview/) o = med[k]; else v2 = med[k]
+    if (o && v2) printf "ratio secretfetch / vault-k8s: %.2f\n", o / v2
+  }' "$tmp/inproc.txt"
+
+# wait_ready URL PID NAME: wait for the server's readiness endpoint.
+wait_ready() {
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$2" 2>/dev/null; then log "$3 exited:"; cat "$tmp/$3.log" >&2; exit 1; fi
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  log "$3 never became ready"; cat "$tmp/$3.log" >&2; exit 1
+}
+
+# measure NAME URL: every rate against the server started as $server_pid,
+# then its peak RSS, then stop it.
+measure() {
+  for rate in $RATES; do
+    log "$1: rate=$rate connections=$CONNECTIONS duration=$DURATION"
+    "$tmp/webhook-load" --url "$2" --ca "$tmp/certs/ca.crt" --review "$3" \
+      --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
+      --rate "$rate" --server-pid "$server_pid" | sed "s/^/[$1] /"
+  done
+  echo "[$1] peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server_pid/status")"
+  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+}
+
+if [ -n "${SKIP_HTTPS:-}" ]; then exit 0; fi
+echo
+echo "== over HTTPS: $HTTPS_ROUNDS rounds, alternating; rates: $RATES (0: closed loop), $CONNECTIONS connections, $DURATION each"
+for i in $(seq "$HTTPS_ROUNDS"); do
+  GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT "$tmp/webhook" \
+    --cert-dir "$tmp/certs" --host 127.0.0.1 --port "$PORT" \
+    --init-image=secretfetch.local/init-fetch:dev --default-region us-east-1 \
+    --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$HEALTH_PORT" \
+    >"$tmp/secretfetch.log" 2>&1 &
+  server_pid=$!
+  wait_ready "http://127.0.0.1:$HEALTH_PORT/readyz" "$server_pid" secretfetch
+  measure "secretfetch $i" "https://127.0.0.1:$PORT/mutate-v1-pod" hack/testdata/admissionreview.json
+
+  "$tmp/vault-bench-bin" serve --listen "127.0.0.1:$VAULT_PORT" --health "127.0.0.1:$VAULT_HEALTH_PORT" \
+    --cert-dir "$tmp/certs" --log "$tmp/vault-k8s.log" >"$tmp/vault-k8s.out" 2>&1 &
+  server_pid=$!
+  wait_ready "http://127.0.0.1:$VAULT_HEALTH_PORT/health/ready" "$server_pid" vault-k8s
+  measure "vault-k8s $i" "https://127.0.0.1:$VAULT_PORT/mutate" "$tmp/vault-review.json"
+done
