@@ -34,14 +34,16 @@ const (
 	EnvContainers     = "SECRETFETCH_CONTAINERS"
 	EnvInitContainers = "SECRETFETCH_INIT_CONTAINERS"
 	// The settings, as the webhook's flags of the same names: the default
-	// region, the least refresh interval (a Go duration; default 1m),
-	// "false" when the cluster lacks EnvFiles, "false" to turn restart on
-	// change off, and its default window (a Go duration; default 10m).
-	EnvDefaultRegion        = "SECRETFETCH_DEFAULT_REGION"
-	EnvMinRefreshInterval   = "SECRETFETCH_MIN_REFRESH_INTERVAL"
-	EnvEnvFiles             = "SECRETFETCH_ENV_FILES"
-	EnvRefreshRestart       = "SECRETFETCH_REFRESH_RESTART"
-	EnvRefreshRestartWindow = "SECRETFETCH_REFRESH_RESTART_WINDOW"
+	// region and failover region, the least refresh interval (a Go
+	// duration; default 1m), "false" when the cluster lacks EnvFiles,
+	// "false" to turn restart on change off, and its default window (a Go
+	// duration; default 10m).
+	EnvDefaultRegion         = "SECRETFETCH_DEFAULT_REGION"
+	EnvDefaultFailoverRegion = "SECRETFETCH_DEFAULT_FAILOVER_REGION"
+	EnvMinRefreshInterval    = "SECRETFETCH_MIN_REFRESH_INTERVAL"
+	EnvEnvFiles              = "SECRETFETCH_ENV_FILES"
+	EnvRefreshRestart        = "SECRETFETCH_REFRESH_RESTART"
+	EnvRefreshRestartWindow  = "SECRETFETCH_REFRESH_RESTART_WINDOW"
 
 	// maxAnnotationsFile bounds the file. The API server caps a pod's
 	// annotations at 256 KiB; quoting at most quadruples a byte (\x00).
@@ -155,14 +157,15 @@ func containerList(list string) []string {
 // policy mode needs Kubernetes 1.36+, which restarts pods in place, so
 // restart on change is on unless turned off.
 func policySettings(getenv func(string) string) (grammar.Settings, error) {
-	s := grammar.Settings{
-		DefaultRegion: getenv(EnvDefaultRegion),
-		Restart:       grammar.RestartSettings{Enabled: true},
-	}
+	s := grammar.Settings{Restart: grammar.RestartSettings{Enabled: true}}
 	var errs []error
-	if s.DefaultRegion != "" {
-		if err := grammar.ValidateRegion(s.DefaultRegion); err != nil {
-			errs = append(errs, fmt.Errorf("$%s: %w", EnvDefaultRegion, err))
+	for name, region := range map[string]*string{EnvDefaultRegion: &s.DefaultRegion, EnvDefaultFailoverRegion: &s.DefaultFailoverRegion} {
+		*region = getenv(name)
+		if *region == "" {
+			continue
+		}
+		if err := grammar.ValidateRegion(*region); err != nil {
+			errs = append(errs, fmt.Errorf("$%s: %w", name, err))
 		}
 	}
 	duration := func(name string, into *time.Duration) {

@@ -168,6 +168,7 @@ func TestPolicySettings(t *testing.T) {
 		want string
 	}{
 		{map[string]string{EnvDefaultRegion: "Mars"}, EnvDefaultRegion},
+		{map[string]string{EnvDefaultFailoverRegion: "Venus"}, EnvDefaultFailoverRegion},
 		{map[string]string{EnvMinRefreshInterval: "soon"}, EnvMinRefreshInterval},
 		{map[string]string{EnvMinRefreshInterval: "10ms"}, EnvMinRefreshInterval},
 		{map[string]string{EnvEnvFiles: "no"}, EnvEnvFiles},
@@ -180,9 +181,10 @@ func TestPolicySettings(t *testing.T) {
 		}
 	}
 	s, err := policySettings(func(k string) string {
-		return map[string]string{EnvDefaultRegion: "eu-west-1", EnvMinRefreshInterval: "2s", EnvEnvFiles: "false"}[k]
+		return map[string]string{EnvDefaultRegion: "eu-west-1", EnvDefaultFailoverRegion: "eu-central-1", EnvMinRefreshInterval: "2s", EnvEnvFiles: "false"}[k]
 	})
-	want := grammar.Settings{DefaultRegion: "eu-west-1", MinRefreshInterval: 2e9, NoEnvFiles: true, Restart: grammar.RestartSettings{Enabled: true}}
+	want := grammar.Settings{DefaultRegion: "eu-west-1", DefaultFailoverRegion: "eu-central-1", MinRefreshInterval: 2e9, NoEnvFiles: true,
+		Restart: grammar.RestartSettings{Enabled: true}}
 	if err != nil || s != want {
 		t.Errorf("policySettings = %+v, %v; want %+v", s, err, want)
 	}

@@ -20,7 +20,8 @@ func WithEnvFiles(enabled bool) ParseOption {
 // ParseOptions are the ParseOptions that the settings imply: Parse with
 // them checks a pod as the webhook with these settings does.
 func (c Config) ParseOptions() []ParseOption {
-	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), WithRestart(c.Restart)}
+	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), WithRestart(c.Restart),
+		WithDefaultFailoverRegion(c.DefaultFailoverRegion)}
 }
 
 // parseOptions is ParseOptions, for the handler.

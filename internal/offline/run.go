@@ -30,7 +30,8 @@ var ErrDenied = errors.New("a pod template would be denied")
 // webhookFlags are the webhook's flags that decide a mutation: render
 // takes them with the webhook's own defaults and help (webhook.Config's
 // BindFlags), so that the two cannot drift.
-var webhookFlags = []string{"init-image", "default-region", "secretsmanager-endpoint", "sts-endpoint",
+var webhookFlags = []string{"init-image", "default-region", "default-failover-region", "secretsmanager-endpoint",
+	"failover-secretsmanager-endpoint", "sts-endpoint",
 	"allow-node-credentials", "min-refresh-interval", "env-files", "refresh-restart", "refresh-restart-window",
 	"refresh-restart-spacing", "volume-size-limit", "init-resources"}
 
