@@ -223,7 +223,7 @@ func foreignMounts(pod *corev1.Pod, readers []string) field.ErrorList {
 			c := &cs[i]
 			if init && ownContainer(c.Name) {
 				// Rebuilt by Apply (a stray refresh sidecar is denied by
-				// parseRefresh). An app container of that name is the pod's.
+				// the grammar). An app container of that name is the pod's.
 				continue
 			}
 			reader, mounts := slices.Contains(readers, c.Name), 0
