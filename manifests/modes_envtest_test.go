@@ -90,6 +90,8 @@ configMapGenerator:
 	for _, name := range []string{systemNS, "shop"} {
 		must(t, create(ctx, cs.CoreV1().Namespaces().Create, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))
 	}
+	// envtest runs no controller-manager to make it.
+	must(t, create(ctx, cs.CoreV1().ServiceAccounts("shop").Create, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}))
 	ar := cs.AdmissionregistrationV1()
 	for _, o := range objs {
 		switch o.Kind {
@@ -142,9 +144,6 @@ func TestModesAgree(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		// differs names the documented difference that the comparison
-		// takes out, if any.
-		differs string
 		// file is the pod, when not internal/mutate/testdata/<name>/in.yaml.
 		file string
 	}{
@@ -163,7 +162,8 @@ func TestModesAgree(t *testing.T) {
 		{name: "refresh-init-containers-and-sidecar"},
 		{name: "refresh-restart"},
 		{name: "refresh-restart-env-only"},
-		{name: "irsa", differs: "credentials"},
+		{name: "irsa"},
+		{name: "pod-identity"},
 		{name: "deny-many"},
 		{name: "deny-uid-unresolved"},
 		{name: "deny-uid-disagree"},
@@ -190,7 +190,7 @@ func TestModesAgree(t *testing.T) {
 			case err != nil:
 				t.Fatalf("the webhook admits this pod, the policy mode denies it: %v", err)
 			default:
-				want, got := comparable(wantPod, tc.differs), comparable(gotPod, tc.differs)
+				want, got := comparable(wantPod), comparable(gotPod)
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("the modes mutate the pod differently (-webhook +policy):\n%s", diff)
 				}
@@ -268,52 +268,34 @@ func readYAMLAsJSON(t *testing.T, file string) []byte {
 	var pod map[string]any
 	must(t, yaml.Unmarshal(y, &pod))
 	pod["metadata"].(map[string]any)["namespace"] = "shop"
+	// A projected service-account token needs a service account.
+	pod["spec"].(map[string]any)["serviceAccountName"] = "default"
 	j, err := json.Marshal(pod)
 	must(t, err)
 	return j
 }
 
-// policyOnly are what the policy mode adds for init-fetch to find the plan
-// (the annotations file, the container names, the settings), where the
-// webhook passes the plan itself (SECRETFETCH_PLAN).
-var (
-	planEnv       = []string{"SECRETFETCH_PLAN", "SECRETFETCH_ANNOTATIONS_FILE", "SECRETFETCH_CONTAINERS", "SECRETFETCH_INIT_CONTAINERS", "SECRETFETCH_DEFAULT_REGION", "SECRETFETCH_MIN_REFRESH_INTERVAL"}
-	credentialEnv = []string{"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_STS_REGIONAL_ENDPOINTS"}
-)
+// planEnv are how the plan reaches init-fetch: the webhook passes the plan
+// itself (SECRETFETCH_PLAN); the policy mode passes the annotations file,
+// the container names and the settings.
+var planEnv = []string{"SECRETFETCH_PLAN", "SECRETFETCH_ANNOTATIONS_FILE", "SECRETFETCH_CONTAINERS",
+	"SECRETFETCH_INIT_CONTAINERS", "SECRETFETCH_DEFAULT_REGION", "SECRETFETCH_MIN_REFRESH_INTERVAL"}
 
 const podinfoVolume = "secretfetch-podinfo"
 
 // comparable is the part of a pod that the modes must agree on: its
-// annotations and spec, less the documented differences:
-//   - how the plan reaches init-fetch (planEnv, the podinfo volume);
-//   - how a duration flag of the sidecar is written (5m or 5m0s);
-//   - with differs "credentials", the AWS credential settings that the
-//     webhook copies into its containers and that, in the policy mode, the
-//     credential webhook (EKS Pod Identity, IRSA) adds to them itself, since
-//     the policy runs before the mutating webhooks.
-func comparable(pod *corev1.Pod, differs string) map[string]any {
+// annotations and spec, less the documented differences: how the plan
+// reaches init-fetch (planEnv, the podinfo volume), and how a duration flag
+// of the sidecar is written (5m or 5m0s).
+func comparable(pod *corev1.Pod) map[string]any {
 	pod = pod.DeepCopy()
-	drop := planEnv
-	if differs == "credentials" {
-		drop = append(slices.Clone(planEnv), credentialEnv...)
-	}
-	var tokenMounts []string
-	if differs == "credentials" {
-		for _, v := range pod.Spec.Volumes {
-			if v.Projected != nil || strings.Contains(v.Name, "token") {
-				tokenMounts = append(tokenMounts, v.Name)
-			}
-		}
-	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		if c.Name != mutate.InitContainerName && c.Name != mutate.RefreshContainerName {
 			continue
 		}
-		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return slices.Contains(drop, e.Name) })
-		c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
-			return m.Name == podinfoVolume || slices.Contains(tokenMounts, m.Name)
-		})
+		c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return slices.Contains(planEnv, e.Name) })
+		c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == podinfoVolume })
 		for j, a := range c.Args {
 			if name, value, ok := strings.Cut(a, "="); ok {
 				if d, err := time.ParseDuration(value); err == nil {
