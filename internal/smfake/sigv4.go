@@ -156,6 +156,9 @@ func (s *Server) lookupKey(accessKeyID, token string) (secretKey, sessionToken, 
 	s.mu.Lock()
 	cred, ok := s.tempKeys[accessKeyID]
 	s.mu.Unlock()
+	if !ok {
+		cred, ok = s.fromToken(accessKeyID, token)
+	}
 	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(cred.sessionToken)) != 1 {
 		return "", "", "", invalid
 	}

@@ -1,6 +1,7 @@
 package smfake
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -188,14 +189,13 @@ func (s *Server) handleSTS(w http.ResponseWriter, r *http.Request, rec *Request)
 		return nil, err
 	}
 
-	cred, accessKeyID, err := newTempCredential()
+	now := s.now()
+	principal := "arn:aws:sts::" + roleAccount + ":assumed-role/" + roleName + "/" + session
+	cred, accessKeyID, err := s.newTempCredential(principal, now.Add(duration))
 	if err != nil {
 		return nil, apiErrorf("InternalFailure", "An internal error occurred.")
 	}
-	now := s.now()
-	cred.expires = now.Add(duration)
 	roleID := roleID(roleARN)
-	cred.principal = "arn:aws:sts::" + roleAccount + ":assumed-role/" + roleName + "/" + session
 
 	s.mu.Lock()
 	s.tempKeys[accessKeyID] = cred
@@ -291,16 +291,68 @@ func parseWebIdentityToken(token string, now time.Time) (webIdentityClaims, erro
 // keyAlphabet is the alphabet of AWS access key IDs after their prefix.
 var keyAlphabet = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-func newTempCredential() (*tempCredential, string, error) {
-	buf := make([]byte, 10+30+96)
+// newTempCredential issues a key pair for principal until expires. Any
+// fake with the same static secret key accepts it (see fromToken), as AWS's
+// temporary credentials work in every region: the failover region's fake
+// must take the credentials that the primary's STS issued.
+func (s *Server) newTempCredential(principal string, expires time.Time) (*tempCredential, string, error) {
+	buf := make([]byte, 10)
 	if _, err := rand.Read(buf); err != nil {
 		return nil, "", fmt.Errorf("reading random bytes: %w", err)
 	}
-	accessKeyID := "ASIA" + keyAlphabet.EncodeToString(buf[:10])[:16]
+	accessKeyID := "ASIA" + keyAlphabet.EncodeToString(buf)[:16]
+	claims, err := json.Marshal(tokenClaims{AccessKeyID: accessKeyID, Expires: expires.Unix(), Principal: principal})
+	if err != nil {
+		return nil, "", err
+	}
+	payload := base64.RawURLEncoding.EncodeToString(claims)
 	return &tempCredential{
-		secretKey:    base64.StdEncoding.EncodeToString(buf[10:40]),
-		sessionToken: base64.StdEncoding.EncodeToString(buf[40:]),
+		secretKey:    s.tempSecretKey(accessKeyID),
+		sessionToken: payload + "." + base64.RawURLEncoding.EncodeToString(s.mac("token:"+payload)),
+		expires:      expires,
+		principal:    principal,
 	}, accessKeyID, nil
+}
+
+// tokenClaims are what a session token carries, under the fake's MAC.
+type tokenClaims struct {
+	AccessKeyID string `json:"a"`
+	Expires     int64  `json:"e"`
+	Principal   string `json:"p"`
+}
+
+// mac is an HMAC-SHA256 of msg under the fake's static secret key.
+func (s *Server) mac(msg string) []byte {
+	h := hmac.New(sha256.New, []byte(s.staticKey))
+	h.Write([]byte(msg))
+	return h.Sum(nil)
+}
+
+// tempSecretKey is the secret key of a temporary access key: derived, so
+// that another fake can recompute it.
+func (s *Server) tempSecretKey(accessKeyID string) string {
+	return base64.StdEncoding.EncodeToString(s.mac("secret:" + accessKeyID))[:40]
+}
+
+// fromToken reads a temporary credential that another fake with the same
+// static key issued, from its session token; false if the token is not
+// one, or not for accessKeyID.
+func (s *Server) fromToken(accessKeyID, token string) (*tempCredential, bool) {
+	payload, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, false
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, s.mac("token:"+payload)) {
+		return nil, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	var c tokenClaims
+	if err != nil || json.Unmarshal(raw, &c) != nil || c.AccessKeyID != accessKeyID {
+		return nil, false
+	}
+	return &tempCredential{secretKey: s.tempSecretKey(accessKeyID), sessionToken: token,
+		expires: time.Unix(c.Expires, 0), principal: c.Principal}, true
 }
 
 // roleID is a stable unique ID for a role ARN, shaped like AWS's "AROA..."

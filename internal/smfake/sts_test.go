@@ -313,3 +313,30 @@ func TestExpiredTemporaryCredentials(t *testing.T) {
 		t.Fatalf("expired credentials: %d %s, want 400 %s", status, errorCode(t, b), codeExpiredToken)
 	}
 }
+
+// Temporary credentials that one fake's STS issued are accepted by another
+// fake with the same static key (a replica region's), as AWS's work in every
+// region; one with another static key refuses them.
+func TestTemporaryCredentialsAcrossFakes(t *testing.T) {
+	issuer := New()
+	cred, id, err := issuer.newTempCredential("arn:aws:sts::111122223333:assumed-role/r/s", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := New(WithRegion("us-west-2"))
+	key, token, principal, err := peer.lookupKey(id, cred.sessionToken)
+	if err != nil || key != cred.secretKey || token != cred.sessionToken || principal != cred.principal {
+		t.Errorf("the peer's lookup: %v (principal %q), want the issuer's credential", err, principal)
+	}
+	if _, _, _, err := peer.lookupKey(id, cred.sessionToken+"x"); err == nil {
+		t.Error("a tampered token was accepted")
+	}
+	other := New(WithCredentials("AKIDOTHER", "another-secret"))
+	if _, _, _, err := other.lookupKey(id, cred.sessionToken); err == nil {
+		t.Error("a fake with another static key accepted the token")
+	}
+	expired, eid, _ := issuer.newTempCredential("p", time.Now().Add(-time.Minute))
+	if _, _, _, err := peer.lookupKey(eid, expired.sessionToken); err == nil {
+		t.Error("an expired token was accepted")
+	}
+}
