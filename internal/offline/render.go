@@ -107,7 +107,7 @@ func stripComments(doc []byte) []byte {
 }
 
 // document renders one document: unchanged unless it holds a pod template
-// that opts in.
+// that opts in (a v1 List's items included).
 func (r *Renderer) document(doc []byte, source string) (out []byte, mutated bool, problems []Problem, err error) {
 	js, err := yaml.YAMLToJSON(doc)
 	if err != nil {
@@ -119,28 +119,23 @@ func (r *Renderer) document(doc []byte, source string) (out []byte, mutated bool
 	if err := dec.Decode(&obj); err != nil || obj == nil {
 		return doc, false, nil, nil // a scalar or a list: not a Kubernetes object
 	}
-	kind, _ := obj["kind"].(string)
-	apiVersion, _ := obj["apiVersion"].(string)
-	path, ok := templatePath(apiVersion, kind)
-	if !ok {
-		return doc, false, nil, nil
-	}
-	source += " " + kind + " " + objectName(obj)
-	template, ok := lookup(obj, path)
-	if !ok {
-		return doc, false, nil, nil
-	}
-	patched, changed, errs, err := r.template(template)
-	if err != nil {
+	if obj["apiVersion"] == "v1" && obj["kind"] == "List" {
+		items, _ := obj["items"].([]any)
+		for i, item := range items {
+			if o, ok := item.(map[string]any); ok {
+				changed, p, err := r.object(o, fmt.Sprintf("%s items[%d]", source, i))
+				if err != nil {
+					return nil, false, nil, err
+				}
+				mutated, problems = mutated || changed, append(problems, p...)
+			}
+		}
+	} else if mutated, problems, err = r.object(obj, source); err != nil {
 		return nil, false, nil, err
 	}
-	for _, e := range errs {
-		problems = append(problems, Problem{Source: source, Err: e})
-	}
-	if len(errs) > 0 || !changed {
+	if len(problems) > 0 || !mutated {
 		return doc, false, problems, nil
 	}
-	set(obj, path, patched)
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return nil, false, nil, err
@@ -150,6 +145,37 @@ func (r *Renderer) document(doc []byte, source string) (out []byte, mutated bool
 		return nil, false, nil, err
 	}
 	return y, true, nil, nil
+}
+
+// object mutates the pod template of one object in place, and reports
+// whether it changed it, or the template's problems.
+func (r *Renderer) object(obj map[string]any, source string) (bool, []Problem, error) {
+	kind, _ := obj["kind"].(string)
+	apiVersion, _ := obj["apiVersion"].(string)
+	path, ok := templatePath(apiVersion, kind)
+	if !ok {
+		return false, nil, nil
+	}
+	template, ok := lookup(obj, path)
+	if !ok {
+		return false, nil, nil
+	}
+	patched, changed, errs, err := r.template(template)
+	if err != nil {
+		return false, nil, err
+	}
+	if len(errs) > 0 {
+		source += " " + kind + " " + objectName(obj)
+		problems := make([]Problem, len(errs))
+		for i, e := range errs {
+			problems[i] = Problem{Source: source, Err: e}
+		}
+		return false, problems, nil
+	}
+	if changed {
+		set(obj, path, patched)
+	}
+	return changed, nil, nil
 }
 
 // template mutates one pod template ({metadata, spec}, or a Pod) as the
