@@ -173,6 +173,7 @@ func TestModesAgree(t *testing.T) {
 		{name: "deny-refresh-window-alone"},
 		{name: "deny-refresh-notify-alone"},
 		{name: "deny-checks", file: "testdata/modes/deny-checks.yaml"},
+		{name: "deny-outputs", file: "testdata/modes/deny-outputs.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := filepath.Join("../internal/mutate/testdata", tc.name, "in.yaml")
