@@ -151,6 +151,9 @@ func sidecarStorm(ctx context.Context, c sidecarConfig, out io.Writer) error {
 		"at %v the quota drops to %.0f calls/s for %v; naive=%v\n",
 		c.n, c.secrets, c.interval, float64(c.n*c.secrets)/c.interval.Seconds(), c.rate, burstAt, c.burstRate, c.burstFor, c.naive)
 
+	// The timeline starts with the sidecars, not with the set-up of their
+	// directories, so that its phases line up with the quota's changes.
+	tl.start = time.Now()
 	rctx, cancel := context.WithTimeout(ctx, total)
 	defer cancel()
 	var wg sync.WaitGroup
