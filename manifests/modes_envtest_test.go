@@ -1,11 +1,11 @@
 //go:build envtest
 
-// The two install modes held to one answer: the same pods go through the
-// webhook's handler (in process) and through the policy mode (overlays/policy
-// in a real kube-apiserver, which runs the MutatingAdmissionPolicy and the
-// ValidatingAdmissionPolicies itself), and each gives the same pod, or the
-// same rejection, up to the differences the README documents. Run with
-// `make envtest`.
+// The three doors held to one answer: the same pods go through the webhook's
+// handler (in process), through `secretfetch render` (internal/offline), and
+// through the policy mode (overlays/policy in a real kube-apiserver, which
+// runs the MutatingAdmissionPolicy and the ValidatingAdmissionPolicies
+// itself), and each gives the same pod, or the same rejection, up to the
+// differences the README documents. Run with `make envtest`.
 package manifests_test
 
 import (
@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/secretfetch/secretfetch/internal/mutate"
+	"github.com/secretfetch/secretfetch/internal/offline"
 )
 
 // modesImage is the init image of both modes in this test.
@@ -181,6 +182,7 @@ func TestModesAgree(t *testing.T) {
 				file = tc.file
 			}
 			wantPod, wantDenial := admitWebhook(t, cs, h, file)
+			checkRender(t, cs, file, wantPod, wantDenial)
 			gotPod, err := admitPolicy(t, cs, file)
 			switch {
 			case wantDenial != "":
@@ -242,6 +244,39 @@ func admitWebhook(t *testing.T, cs kubernetes.Interface, h *mutate.Handler, file
 		t.Fatalf("the webhook's pod is not admitted: %v", err)
 	}
 	return created, ""
+}
+
+// checkRender runs the pod through the third door, `secretfetch render`
+// (internal/offline), with the webhook's configuration: it must print the
+// webhook's pod, or the webhook's problems, exactly.
+func checkRender(t *testing.T, cs kubernetes.Interface, file string, webhookPod *corev1.Pod, webhookDenial string) {
+	t.Helper()
+	res, err := (&offline.Renderer{Config: webhookConfig}).Render(readYAMLAsJSON(t, file), file)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	if webhookDenial != "" {
+		var got []string
+		for _, p := range res.Problems {
+			got = append(got, p.Err.Error())
+		}
+		if diff := cmp.Diff(splitProblems(webhookDenial), got); diff != "" {
+			t.Errorf("render reports other problems than the webhook (-webhook +render):\n%s", diff)
+		}
+		return
+	}
+	if len(res.Problems) > 0 || len(res.Documents) != 1 {
+		t.Fatalf("render: %d documents, problems %v; want the webhook's pod", len(res.Documents), res.Problems)
+	}
+	pod := &corev1.Pod{}
+	must(t, yaml.Unmarshal(res.Documents[0], pod))
+	created, err := cs.CoreV1().Pods("shop").Create(t.Context(), pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil {
+		t.Fatalf("render's pod is not admitted: %v", err)
+	}
+	if diff := cmp.Diff(comparable(webhookPod), comparable(created)); diff != "" {
+		t.Errorf("render prints another pod than the webhook's (-webhook +render):\n%s", diff)
+	}
 }
 
 // admitPolicy creates the pod with a dry run in the policy mode.
