@@ -76,7 +76,7 @@ cp -r hack/vault-bench "$tmp/vault-bench"
   cd "$tmp/vault-bench"
   go mod edit -replace "github.com/hashicorp/vault-k8s=$VAULT_K8S_DIR"
   go test -c -o "$tmp/vault.test" .
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/vault-bench-bin" .
+  go build -o "$tmp/vault-bench-bin" .
 )
 "$tmp/vault-bench-bin" review --in hack/testdata/admissionreview.json >"$tmp/vault-review.json"
 
@@ -89,17 +89,11 @@ for i in $(seq "$ROUNDS"); do
   (cd internal/mutate && "$tmp/ours.test" -test.run '^$' -test.bench '^BenchmarkHandlerReview$' -test.benchmem -test.benchtime "$BENCHTIME") | grep '^Benchmark' | tee -a "$tmp/inproc.txt"
   (cd "$tmp/vault-bench" && "$tmp/vault.test" -test.run '^$' -test.bench '^BenchmarkVaultHandler$' -test.benchmem -test.benchtime "$BENCHTIME" -review "$ROOT/hack/testdata/admissionreview.json") | grep '^Benchmark' | tee -a "$tmp/inproc.txt"
 done
-awk '
-  { ns[$1] = ns[$1] " " $3; b[$1] = $7; a[$1] = $9 }
-  END {
-    for (k in ns) {
-      n = split(ns[k], v, " "); asort(v)
-      med[k] = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-      printf "%-30s median %8.1f us/op   %s B/op   %s allocs/op\n", k, med[k] / 1000, b[k], a[k]
-    }
-    for (k in med) if (k ~ /HandlerReview/) o = med[k]; else v2 = med[k]
-    if (o && v2) printf "ratio secretfetch / vault-k8s: %.2f\n", o / v2
-  }' "$tmp/inproc.txt"
+# median NAME: the median ns/op of a benchmark's rounds.
+median() { grep "^$1-" "$tmp/inproc.txt" | awk '{print $3}' | sort -n | awk '{v[NR]=$1} END {printf "%d\n", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+ours=$(median BenchmarkHandlerReview)
+vault=$(median BenchmarkVaultHandler)
+awk -v o="$ours" -v v="$vault" 'BEGIN {printf "median: secretfetch %.1f us/op, vault-k8s %.1f us/op; ratio %.2f\n", o/1000, v/1000, o/v}'
 
 # wait_ready URL PID NAME: wait for the server's readiness endpoint.
 wait_ready() {

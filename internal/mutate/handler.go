@@ -90,7 +90,8 @@ func decodePod(raw []byte) (*corev1.Pod, error) {
 // dry-run request is handled exactly like any other: the webhook has no side
 // effects, and its counters count dry runs too.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	log := logf.FromContext(ctx).WithValues("uid", req.UID, "namespace", req.Namespace)
+	log := decisionLog{Logger: logf.FromContext(ctx), kv: make([]any, 0, 16)}
+	log.with("uid", req.UID, "namespace", req.Namespace)
 	if req.Operation != admissionv1.Create {
 		return h.skip(log, ReasonNotCreate)
 	}
@@ -108,7 +109,7 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	}
 	// The API server validates names only after mutating admission: bound
 	// them in the log (253 bytes is the longest valid name).
-	log = log.WithValues("name", truncate(pod.Name, 253), "generateName", truncate(pod.GenerateName, 253))
+	log.with("name", truncate(pod.Name, 253), "generateName", truncate(pod.GenerateName, 253))
 
 	requested, ferr := Requested(pod)
 	if ferr != nil {
@@ -163,14 +164,16 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		reason = ReasonUnchanged
 	}
 	h.metrics.count(ResultInjected, reason)
-	log.Info("admission decision", "decision", ResultInjected, "reason", reason,
+	log.info("admission decision", "decision", ResultInjected, "reason", reason,
 		"secrets", len(inj.Plan.Secrets), "readers", inj.Readers, "patchOps", ops)
 	return resp
 }
 
-func (h *Handler) skip(log logr.Logger, reason string) admission.Response {
+func (h *Handler) skip(log decisionLog, reason string) admission.Response {
 	h.metrics.count(ResultSkipped, reason)
-	log.V(1).Info("admission decision", "decision", ResultSkipped, "reason", reason)
+	if log.V(1).Enabled() {
+		log.V(1).Info("admission decision", log.values("decision", ResultSkipped, "reason", reason)...)
+	}
 	return admission.Allowed("")
 }
 
@@ -178,14 +181,14 @@ func (h *Handler) skip(log logr.Logger, reason string) admission.Response {
 // same problems as structured causes: the first maxCauses of them, each
 // bounded (see denialMessage), so that neither the answer nor the logged
 // line grows with what a pod sends.
-func (h *Handler) deny(log logr.Logger, pod *corev1.Pod, errs field.ErrorList) admission.Response {
+func (h *Handler) deny(log decisionLog, pod *corev1.Pod, errs field.ErrorList) admission.Response {
 	reason := ReasonPodSpec
 	if slices.ContainsFunc(errs, func(e *field.Error) bool { return strings.HasPrefix(e.Field, annotationsPath.String()) }) {
 		reason = ReasonAnnotations
 	}
 	h.metrics.count(ResultDenied, reason)
 	msg, shown := denialMessage(errs)
-	log.Info("admission decision", "decision", ResultDenied, "reason", reason, "problems", len(errs), "message", msg)
+	log.info("admission decision", "decision", ResultDenied, "reason", reason, "problems", len(errs), "message", msg)
 
 	resp := admission.Denied(msg)
 	details := &metav1.StatusDetails{Kind: "Pod", Name: truncate(pod.Name, maxCauseBytes)}
@@ -198,8 +201,24 @@ func (h *Handler) deny(log logr.Logger, pod *corev1.Pod, errs field.ErrorList) a
 	return resp
 }
 
-func (h *Handler) fail(log logr.Logger, code int32, reason string, err error) admission.Response {
+func (h *Handler) fail(log decisionLog, code int32, reason string, err error) admission.Response {
 	h.metrics.count(ResultError, reason)
-	log.Error(err, "admission decision", "decision", ResultError, "reason", reason)
+	log.Error(err, "admission decision", log.values("decision", ResultError, "reason", reason)...)
 	return admission.Errored(code, err)
 }
+
+// decisionLog is the request's logger and the values that its one decision
+// line carries about the request. They are passed with that line rather than
+// bound with WithValues as they are learnt: each WithValues made the zap
+// logger encode them into a logger of its own, which cost more than the line.
+type decisionLog struct {
+	logr.Logger
+	kv []any
+}
+
+func (d *decisionLog) with(kv ...any) { d.kv = append(d.kv, kv...) }
+
+// values returns the request's values followed by kv.
+func (d decisionLog) values(kv ...any) []any { return append(d.kv[:len(d.kv):len(d.kv)], kv...) }
+
+func (d decisionLog) info(msg string, kv ...any) { d.Logger.Info(msg, d.values(kv...)...) }
