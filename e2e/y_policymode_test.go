@@ -14,6 +14,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // TestPolicyMode (in y_policymode_test.go, so that go test runs it after the
@@ -272,6 +274,17 @@ func BenchmarkAdmissionModes(b *testing.B) {
 	opted := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "bench", Annotations: ann}, Spec: podSpec(true, e2eRoleARN)}
 	plain := opted.DeepCopy()
 	plain.Annotations = nil
+	// A client of its own, without client-go's default limit of 5 requests
+	// a second, which would be all that it measured.
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+	requireNoErr(b, err, "loading KUBECONFIG")
+	cfg.QPS, cfg.Burst = 10000, 10000
+	cs, err := kubernetes.NewForConfig(cfg)
+	requireNoErr(b, err, "making a client")
+	dryRun := func(ns string, p *corev1.Pod) (*corev1.Pod, error) {
+		return cs.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	}
 	measure := func(what string, p *corev1.Pod) {
 		// A warm-up that waits out a binding whose parameters the API
 		// server has not read yet.
