@@ -3,9 +3,19 @@
 # local cluster (or reuses it), deploys the fake Secrets Manager and the
 # webhook, seeds demo secrets, rolls out an annotated Deployment, and prints
 # what the app sees in /var/run/secrets/app and what the pod spec holds.
+#
+# SECRETFETCH_MODE=policy runs it in the policy mode instead: no webhook, and
+# the API server injects through the MutatingAdmissionPolicy of
+# manifests/overlays/local-policy. The app's output is the same.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+
+mode=${SECRETFETCH_MODE:-webhook}
+case "$mode" in
+  webhook | policy) ;;
+  *) echo "SECRETFETCH_MODE: \"$mode\" is not a mode; use webhook (the default) or policy" >&2; exit 2 ;;
+esac
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -26,24 +36,47 @@ seed '{"name":"demo/db","string":"{\"username\":\"app\",\"password\":\"demo-db-p
 seed "{\"name\":\"demo/signing-key\",\"binary\":\"$(printf 'demo-signing-key\0\1\2' | base64 -w0)\"}"
 echo "seeded demo/api-key, demo/db (JSON) and demo/signing-key (binary)"
 
-say "webhook"
-if [ ! -f manifests/overlays/ca-bundle/tls.crt ]; then
-  go run ./hack/certs --out manifests/overlays/ca-bundle
-fi
-kubectl apply -k manifests/overlays/local
-kubectl -n secretfetch-system rollout status deployment/secretfetch-webhook --timeout=180s
-# The API server reaches a new webhook Service a moment after the rollout: wait
-# until a server-side dry run of an opted-in pod comes back injected.
 probe='{"apiVersion":"v1","kind":"Pod","metadata":{"name":"probe","namespace":"default","annotations":{
 "secretfetch.io/inject":"true","secretfetch.io/secret-probe":"demo/api-key"}},
 "spec":{"securityContext":{"runAsUser":1000},"containers":[{"name":"app","image":"secretfetch.local/demo-app:dev"}]}}'
-for i in $(seq 120); do
-  out=$(kubectl create --dry-run=server -o jsonpath='{.spec.initContainers[0].name}' -f - <<<"$probe" 2>/dev/null || true)
-  [ "$out" = secretfetch-init ] && break
-  [ "$i" = 120 ] && { echo "the webhook did not start serving" >&2; exit 1; }
-  sleep 0.5
-done
-echo "the webhook is serving"
+# wait_injecting waits until a server-side dry run of an opted-in pod comes
+# back injected: the API server reaches a new webhook Service, or loads new
+# policies, a moment after they are applied.
+wait_injecting() {
+  for i in $(seq 120); do
+    out=$(kubectl create --dry-run=server -o jsonpath='{.spec.initContainers[0].name}' -f - <<<"$probe" 2>/dev/null || true)
+    [ "$out" = secretfetch-init ] && return 0
+    sleep 0.5
+  done
+  echo "$1 did not start injecting" >&2
+  exit 1
+}
+
+if [ "$mode" = policy ]; then
+  say "policy mode: no webhook; the API server injects"
+  # A webhook from an earlier run would inject too: take its server away.
+  kubectl delete mutatingwebhookconfiguration secretfetch --ignore-not-found
+  kubectl -n secretfetch-system delete deployment,service,serviceaccount,poddisruptionbudget,networkpolicy \
+    secretfetch-webhook --ignore-not-found
+  kubectl apply -k manifests/overlays/local-policy
+  wait_injecting "the MutatingAdmissionPolicy secretfetch-inject"
+  echo "the policies are in force:"
+  kubectl get mutatingadmissionpolicies,validatingadmissionpolicies -l app.kubernetes.io/part-of=secretfetch \
+    -o custom-columns=KIND:.kind,NAME:.metadata.name --no-headers | sed 's/^/  /'
+  echo "and no webhook runs: $(kubectl get mutatingwebhookconfigurations -o name | grep -c secretfetch || true) MutatingWebhookConfiguration, $(kubectl -n secretfetch-system get deployments -o name | wc -l) Deployment"
+else
+  say "webhook"
+  # The policy mode from an earlier run would inject too: take it away.
+  kubectl delete mutatingadmissionpolicybinding,mutatingadmissionpolicy secretfetch-inject --ignore-not-found
+  kubectl delete validatingadmissionpolicybinding,validatingadmissionpolicy secretfetch-policy-checks --ignore-not-found
+  if [ ! -f manifests/overlays/ca-bundle/tls.crt ]; then
+    go run ./hack/certs --out manifests/overlays/ca-bundle
+  fi
+  kubectl apply -k manifests/overlays/local
+  kubectl -n secretfetch-system rollout status deployment/secretfetch-webhook --timeout=180s
+  wait_injecting "the webhook"
+  echo "the webhook is serving"
+fi
 
 say "demo Deployment"
 existed=$(kubectl -n secretfetch-demo get deployment demo -o name 2>/dev/null || true)
