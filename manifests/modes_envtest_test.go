@@ -19,17 +19,13 @@ import (
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
@@ -72,54 +68,15 @@ configMapGenerator:
 `)
 	objs := render(t, kubectl, dir)
 
-	logf.SetLogger(logr.Discard())
-	te := &envtest.Environment{}
-	cfg, err := te.Start()
-	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := te.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := startAPIServer(t)
 	ctx := t.Context()
 	for _, name := range []string{systemNS, "shop"} {
 		must(t, create(ctx, cs.CoreV1().Namespaces().Create, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))
 	}
 	// envtest runs no controller-manager to make it.
 	must(t, create(ctx, cs.CoreV1().ServiceAccounts("shop").Create, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}))
-	ar := cs.AdmissionregistrationV1()
-	for _, o := range objs {
-		switch o.Kind {
-		case "Namespace":
-		case "ConfigMap":
-			var cm corev1.ConfigMap
-			get(t, objs, o.Kind, o.Namespace, o.Name, &cm)
-			must(t, create(ctx, cs.CoreV1().ConfigMaps(cm.Namespace).Create, &cm))
-		case "ValidatingAdmissionPolicy":
-			var p admissionregistrationv1.ValidatingAdmissionPolicy
-			get(t, objs, o.Kind, o.Namespace, o.Name, &p)
-			must(t, create(ctx, ar.ValidatingAdmissionPolicies().Create, &p))
-		case "ValidatingAdmissionPolicyBinding":
-			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
-			get(t, objs, o.Kind, o.Namespace, o.Name, &b)
-			must(t, create(ctx, ar.ValidatingAdmissionPolicyBindings().Create, &b))
-		case "MutatingAdmissionPolicy":
-			var p admissionregistrationv1.MutatingAdmissionPolicy
-			get(t, objs, o.Kind, o.Namespace, o.Name, &p)
-			must(t, create(ctx, ar.MutatingAdmissionPolicies().Create, &p))
-		case "MutatingAdmissionPolicyBinding":
-			var b admissionregistrationv1.MutatingAdmissionPolicyBinding
-			get(t, objs, o.Kind, o.Namespace, o.Name, &b)
-			must(t, create(ctx, ar.MutatingAdmissionPolicyBindings().Create, &b))
-		default:
-			t.Fatalf("overlays/policy holds a %s (%s), which the policy mode does not have", o.Kind, o.Name)
-		}
+	if skipped := createPolicies(t, cs, objs); !slices.Equal(skipped, []string{"Namespace"}) {
+		t.Fatalf("overlays/policy holds objects of kinds %v besides its policies, their parameters and the namespace", skipped)
 	}
 	// The API server loads new policies within a second or so, each on its
 	// own: wait for the mutation and for the checks.

@@ -48,6 +48,24 @@ func startPolicyEnv(t *testing.T) *policyEnv {
 	root, _ := setup(t)
 	objs := render(t, kubectl, filepath.Join(root, "base"))
 
+	cs := startAPIServer(t)
+	ctx := t.Context()
+	e := &policyEnv{cs: cs}
+
+	var ns corev1.Namespace
+	get(t, objs, "Namespace", "", systemNS, &ns)
+	must(t, create(ctx, cs.CoreV1().Namespaces().Create, &ns))
+	createPolicies(t, cs, objs)
+	// No type-checking status to wait for: kube-controller-manager writes
+	// it, and envtest runs none. The API server compiled every expression
+	// when it stored the policies, and the cases below run them all.
+	return e
+}
+
+// startAPIServer starts kube-apiserver and etcd from KUBEBUILDER_ASSETS on
+// loopback ports, and stops them when the test ends.
+func startAPIServer(t *testing.T) kubernetes.Interface {
+	t.Helper()
 	logf.SetLogger(logr.Discard()) // envtest logs through controller-runtime
 	te := &envtest.Environment{}
 	cfg, err := te.Start()
@@ -63,12 +81,14 @@ func startPolicyEnv(t *testing.T) *policyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	e := &policyEnv{cs: cs}
+	return cs
+}
 
-	var ns corev1.Namespace
-	get(t, objs, "Namespace", "", systemNS, &ns)
-	must(t, create(ctx, cs.CoreV1().Namespaces().Create, &ns))
+// createPolicies creates the rendered ConfigMaps and admission policies and
+// their bindings, and returns the kinds of the objects it left out.
+func createPolicies(t *testing.T, cs kubernetes.Interface, objs []object) (skipped []string) {
+	t.Helper()
+	ctx, ar := t.Context(), cs.AdmissionregistrationV1()
 	for _, o := range objs {
 		switch o.Kind {
 		case "ConfigMap":
@@ -78,17 +98,24 @@ func startPolicyEnv(t *testing.T) *policyEnv {
 		case "ValidatingAdmissionPolicy":
 			var p admissionregistrationv1.ValidatingAdmissionPolicy
 			get(t, objs, o.Kind, o.Namespace, o.Name, &p)
-			must(t, create(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create, &p))
+			must(t, create(ctx, ar.ValidatingAdmissionPolicies().Create, &p))
 		case "ValidatingAdmissionPolicyBinding":
 			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
 			get(t, objs, o.Kind, o.Namespace, o.Name, &b)
-			must(t, create(ctx, cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create, &b))
+			must(t, create(ctx, ar.ValidatingAdmissionPolicyBindings().Create, &b))
+		case "MutatingAdmissionPolicy":
+			var p admissionregistrationv1.MutatingAdmissionPolicy
+			get(t, objs, o.Kind, o.Namespace, o.Name, &p)
+			must(t, create(ctx, ar.MutatingAdmissionPolicies().Create, &p))
+		case "MutatingAdmissionPolicyBinding":
+			var b admissionregistrationv1.MutatingAdmissionPolicyBinding
+			get(t, objs, o.Kind, o.Namespace, o.Name, &b)
+			must(t, create(ctx, ar.MutatingAdmissionPolicyBindings().Create, &b))
+		default:
+			skipped = append(skipped, o.Kind)
 		}
 	}
-	// No type-checking status to wait for: kube-controller-manager writes
-	// it, and envtest runs none. The API server compiled every expression
-	// when it stored the policies, and the cases below run them all.
-	return e
+	return skipped
 }
 
 func create[T any](ctx context.Context, f func(context.Context, *T, metav1.CreateOptions) (*T, error), obj *T) error {
