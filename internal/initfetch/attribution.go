@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,8 +25,8 @@ const maxAppID = 320
 // CloudTrail records as userAgent, and, with IRSA, in the role session
 // name, which CloudTrail records in the assumed role's ARN. A security team
 // can then tell from CloudTrail alone which pod read a secret, and when.
-func loadAWSConfig(ctx context.Context, getenv func(string) string) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
+func loadAWSConfig(ctx context.Context, getenv func(string) string, extra ...func(*config.LoadOptions) error) (aws.Config, error) {
+	opts := slices.Clone(extra)
 	if ns, name := getenv(plan.EnvPodNamespace), getenv(plan.EnvPodName); ns != "" && name != "" {
 		session := RoleSessionName(ns, name)
 		opts = append(opts,

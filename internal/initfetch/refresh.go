@@ -157,11 +157,21 @@ const RestartLogMessage = "restarting the pod for rotation"
 // DescribeSecret too, or SDK clients with the pod named in the user agent.
 func refreshClients(ctx context.Context, p *plan.Plan, getenv func(string) string, st *settings) (refresh.ClientFunc, error) {
 	if st.clients == nil {
-		cfg, err := loadAWSConfig(ctx, getenv)
+		clients, err := sdkClients(ctx, p, getenv)
 		if err != nil {
 			return nil, err
 		}
-		return refresh.SDKClients(cfg, failoverEndpoint(getenv, p)), nil
+		return func(region string) (refresh.API, error) {
+			c, err := clients(region)
+			if err != nil {
+				return nil, err
+			}
+			api, ok := c.(refresh.API)
+			if !ok {
+				return nil, fmt.Errorf("the Secrets Manager client %T has no DescribeSecret", c)
+			}
+			return api, nil
+		}, nil
 	}
 	return func(region string) (refresh.API, error) {
 		c, err := st.clients(region)
@@ -182,9 +192,5 @@ func fetchClients(ctx context.Context, p *plan.Plan, getenv func(string) string,
 	if st.clients != nil {
 		return st.clients, nil
 	}
-	cfg, err := loadAWSConfig(ctx, getenv)
-	if err != nil {
-		return nil, err
-	}
-	return fetch.SDKClients(cfg, failoverEndpoint(getenv, p)), nil
+	return sdkClients(ctx, p, getenv)
 }

@@ -1,10 +1,16 @@
 package initfetch
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
@@ -46,4 +52,55 @@ func failoverEndpoint(getenv func(string) string, p *plan.Plan) func(*secretsman
 			o.BaseEndpoint = aws.String(url)
 		}
 	}
+}
+
+// sdkClients are SDK clients with the pod named in the user agent. With a
+// failover region, that region's clients have credentials of their own,
+// from STS in that region (its regional endpoint, or
+// $SECRETFETCH_FAILOVER_STS_ENDPOINT_URL): with IRSA, a region whose STS
+// is down cannot sign a request, and the failover region must not depend
+// on it. A failure to get credentials is classified as any other: a
+// connection error or a 5xx moves the call to the failover region, a
+// denial does not.
+func sdkClients(ctx context.Context, p *plan.Plan, getenv func(string) string) (fetch.ClientFunc, error) {
+	cfg, err := loadAWSConfig(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	primary := fetch.SDKClients(cfg)
+	if p.FailoverRegion == "" {
+		return primary, nil
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(p.FailoverRegion)}
+	if url := getenv(plan.EnvFailoverSTSEndpoint); url != "" {
+		opts = append(opts, config.WithWebIdentityRoleCredentialOptions(func(o *stscreds.WebIdentityRoleOptions) {
+			// The SDK may apply the options more than once, and before it
+			// has made the client.
+			if _, done := o.Client.(stsAt); !done && o.Client != nil {
+				o.Client = stsAt{o.Client, url}
+			}
+		}))
+	}
+	fcfg, err := loadAWSConfig(ctx, getenv, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("the failover region %s: %w", p.FailoverRegion, err)
+	}
+	failover := fetch.SDKClients(fcfg, failoverEndpoint(getenv, p))
+	return func(region string) (fetch.API, error) {
+		if region == p.FailoverRegion {
+			return failover(region)
+		}
+		return primary(region)
+	}, nil
+}
+
+// stsAt sends AssumeRoleWithWebIdentity to url.
+type stsAt struct {
+	stscreds.AssumeRoleWithWebIdentityAPIClient
+	url string
+}
+
+func (s stsAt) AssumeRoleWithWebIdentity(ctx context.Context, in *sts.AssumeRoleWithWebIdentityInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleWithWebIdentityOutput, error) {
+	optFns = append(slices.Clip(optFns), func(o *sts.Options) { o.BaseEndpoint = aws.String(s.url) })
+	return s.AssumeRoleWithWebIdentityAPIClient.AssumeRoleWithWebIdentity(ctx, in, optFns...)
 }

@@ -1,20 +1,25 @@
 package initfetch
 
 import (
+	"bytes"
 	"context"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/secretfetch/secretfetch/internal/fetch"
 	"github.com/secretfetch/secretfetch/internal/plan"
 	"github.com/secretfetch/secretfetch/internal/smfake"
+	"github.com/secretfetch/secretfetch/internal/smfake/smfaketest"
 )
 
 // withReplica gives h a second fake, in us-west-2, holding replicas of
@@ -114,5 +119,54 @@ func TestFailoverEndpoint(t *testing.T) {
 		if got := aws.ToString(o.BaseEndpoint); got != tc.want {
 			t.Errorf("region %s, failover %q, env %v: endpoint %q, want %q", tc.region, tc.p.FailoverRegion, tc.env, got, tc.want)
 		}
+	}
+}
+
+// With IRSA, the failover region's clients get their credentials from STS
+// in that region: a primary region whose Secrets Manager and STS are both
+// down still lets the pod start from the replica.
+func TestRunFailsOverWithoutPrimarySTS(t *testing.T) {
+	smfaketest.IsolateEnv(t)
+	primary := httptest.NewServer(smfake.New())
+	primary.Close() // Secrets Manager and STS of us-east-1: down
+	replica := smfake.New(smfake.WithRegion("us-west-2"))
+	rsrv := httptest.NewServer(replica)
+	t.Cleanup(rsrv.Close)
+	if _, _, err := replica.CreateSecret("app/db", smfake.Value{String: "replica-" + canary}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := smfake.WebIdentityToken(map[string]any{"aud": []string{"sts.amazonaws.com"}, "sub": "system:serviceaccount:shop:checkout",
+		"iss": "https://oidc.example", "exp": time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/checkout")
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", tokenFile)
+	t.Setenv("AWS_ENDPOINT_URL_STS", primary.URL)
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", primary.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+
+	dir := t.TempDir()
+	p := planJSON(t, &plan.Plan{Version: 1, Dir: dir, Region: "us-east-1", FailoverRegion: "us-west-2",
+		Secrets: []plan.Secret{{File: "db", ID: "app/db"}}})
+	env := map[string]string{plan.EnvVar: p, plan.EnvFailoverEndpoint: rsrv.URL, plan.EnvFailoverSTSEndpoint: rsrv.URL}
+	var stderr bytes.Buffer
+	err = Run(context.Background(), []string{"--allow-non-tmpfs", "--termination-log", ""}, func(k string) string { return env[k] }, &stderr,
+		WithBackOff(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) }))
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "db")); string(got) != "replica-"+canary {
+		t.Errorf("db holds %d bytes, want the replica's value", len(got))
+	}
+	if roles := replica.AssumedRoles(); len(roles) != 1 {
+		t.Errorf("the replica region's STS issued %d credentials, want 1", len(roles))
+	}
+	if !strings.Contains(stderr.String(), "reading the replica in the failover region") {
+		t.Error("no failover line in the log")
 	}
 }

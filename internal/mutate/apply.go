@@ -25,6 +25,9 @@ const (
 	// EnvFailoverEndpoint is init-fetch's endpoint of Secrets Manager in
 	// the failover region (plan.EnvFailoverEndpoint).
 	EnvFailoverEndpoint = plan.EnvFailoverEndpoint
+	// EnvFailoverSTSEndpoint is the STS endpoint there, for IRSA
+	// (plan.EnvFailoverSTSEndpoint).
+	EnvFailoverSTSEndpoint = plan.EnvFailoverSTSEndpoint
 	// EnvNoInstanceMetadata switches off the SDK's EC2 instance metadata
 	// credentials in the init container (see Config.AllowNodeCredentials).
 	EnvNoInstanceMetadata = "AWS_EC2_METADATA_DISABLED"
@@ -62,6 +65,9 @@ type Config struct {
 	// own is not the one (--failover-secretsmanager-endpoint).
 	DefaultFailoverRegion string
 	FailoverEndpoint      string
+	// FailoverSTSEndpoint is the STS endpoint in the failover region, for
+	// IRSA, when the SDK's own is not the one (--failover-sts-endpoint).
+	FailoverSTSEndpoint string
 	// VolumeSizeLimit overrides the emptyDir's sizeLimit
 	// (--volume-size-limit). Nil sizes it from the number of secrets.
 	VolumeSizeLimit *resource.Quantity
@@ -106,7 +112,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for flag, v := range map[string]string{"--secretsmanager-endpoint": c.SecretsManagerEndpoint, "--sts-endpoint": c.STSEndpoint,
-		"--failover-secretsmanager-endpoint": c.FailoverEndpoint} {
+		"--failover-secretsmanager-endpoint": c.FailoverEndpoint, "--failover-sts-endpoint": c.FailoverSTSEndpoint} {
 		if v == "" {
 			continue
 		}
@@ -345,6 +351,9 @@ func initContainer(pod *corev1.Pod, inj *Injection, cfg Config, encoded string, 
 	}
 	if cfg.FailoverEndpoint != "" && inj.Plan.FailoverRegion != "" {
 		setEnv(&init, EnvFailoverEndpoint, cfg.FailoverEndpoint)
+	}
+	if cfg.FailoverSTSEndpoint != "" && inj.Plan.FailoverRegion != "" {
+		setEnv(&init, EnvFailoverSTSEndpoint, cfg.FailoverSTSEndpoint)
 	}
 	if !cfg.AllowNodeCredentials {
 		setEnv(&init, EnvNoInstanceMetadata, "true")

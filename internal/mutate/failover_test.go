@@ -14,7 +14,7 @@ import (
 // endpoint the init container, through the handler.
 func TestHandlerDefaultFailoverRegion(t *testing.T) {
 	cfg := testConfig
-	cfg.DefaultFailoverRegion, cfg.FailoverEndpoint = "us-west-2", "http://replica.example:4566"
+	cfg.DefaultFailoverRegion, cfg.FailoverEndpoint, cfg.FailoverSTSEndpoint = "us-west-2", "http://replica.example:4566", "http://sts.replica.example:4566"
 	for _, tc := range []struct {
 		name, region, wantFailover string
 	}{
@@ -37,7 +37,7 @@ func TestHandlerDefaultFailoverRegion(t *testing.T) {
 			out := mustDecodePod(t, applyPatch(t, raw, resp))
 			init := out.Spec.InitContainers[0]
 			var p *plan.Plan
-			endpoint := ""
+			endpoint, stsEndpoint := "", ""
 			for _, e := range init.Env {
 				switch e.Name {
 				case plan.EnvVar:
@@ -47,6 +47,8 @@ func TestHandlerDefaultFailoverRegion(t *testing.T) {
 					}
 				case EnvFailoverEndpoint:
 					endpoint = e.Value
+				case EnvFailoverSTSEndpoint:
+					stsEndpoint = e.Value
 				}
 			}
 			if p == nil || p.FailoverRegion != tc.wantFailover {
@@ -54,6 +56,9 @@ func TestHandlerDefaultFailoverRegion(t *testing.T) {
 			}
 			if wantEndpoint := map[bool]string{true: cfg.FailoverEndpoint}[tc.wantFailover != ""]; endpoint != wantEndpoint {
 				t.Errorf("%s = %q, want %q", EnvFailoverEndpoint, endpoint, wantEndpoint)
+			}
+			if wantSTS := map[bool]string{true: cfg.FailoverSTSEndpoint}[tc.wantFailover != ""]; stsEndpoint != wantSTS {
+				t.Errorf("%s = %q, want %q", EnvFailoverSTSEndpoint, stsEndpoint, wantSTS)
 			}
 		})
 	}

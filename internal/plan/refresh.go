@@ -28,6 +28,12 @@ const (
 // own (a VPC endpoint there, or a second fake).
 const EnvFailoverEndpoint = "SECRETFETCH_FAILOVER_ENDPOINT_URL"
 
+// EnvFailoverSTSEndpoint is the STS endpoint URL from which init-fetch gets
+// IRSA credentials for the failover region (--failover-sts-endpoint), for
+// the same reason: AWS_ENDPOINT_URL_STS names one endpoint for every
+// region.
+const EnvFailoverSTSEndpoint = "SECRETFETCH_FAILOVER_STS_ENDPOINT_URL"
+
 // MaxRefreshInterval is the longest refresh interval.
 const MaxRefreshInterval = 24 * time.Hour
 

@@ -106,6 +106,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"AWS region of the secrets' replicas, read when a pod's region cannot answer, for pods that set no secretfetch.io/failover-region")
 	fs.StringVar(&c.Mutate.FailoverEndpoint, "failover-secretsmanager-endpoint", "",
 		"Secrets Manager endpoint URL in the failover region, for init-fetch ("+mutate.EnvFailoverEndpoint+"); empty for the SDK's endpoint of that region")
+	fs.StringVar(&c.Mutate.FailoverSTSEndpoint, "failover-sts-endpoint", "",
+		"STS endpoint URL in the failover region, from which init-fetch gets IRSA credentials for it ("+mutate.EnvFailoverSTSEndpoint+"); empty for the SDK's endpoint of that region")
 	fs.StringVar(&c.Mutate.SecretsManagerEndpoint, "secretsmanager-endpoint", "",
 		"Secrets Manager endpoint URL for the init container (AWS_ENDPOINT_URL_SECRETS_MANAGER); empty for the SDK's default")
 	fs.StringVar(&c.Mutate.STSEndpoint, "sts-endpoint", "",
@@ -359,7 +361,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	log.Info("starting", "port", cfg.Port, "certDir", cfg.CertDir, "initImage", cfg.Mutate.InitImage,
 		"defaultRegion", cfg.Mutate.DefaultRegion, "secretsManagerEndpoint", cfg.Mutate.SecretsManagerEndpoint,
-		"defaultFailoverRegion", cfg.Mutate.DefaultFailoverRegion, "failoverEndpoint", cfg.Mutate.FailoverEndpoint,
+		"defaultFailoverRegion", cfg.Mutate.DefaultFailoverRegion, "failoverEndpoint", cfg.Mutate.FailoverEndpoint, "failoverSTSEndpoint", cfg.Mutate.FailoverSTSEndpoint,
 		"stsEndpoint", cfg.Mutate.STSEndpoint, "maxInFlight", cfg.MaxInFlight, "bodyReadTimeout", cfg.BodyReadTimeout,
 		"maxConnections", cfg.MaxConnections, "metrics", cfg.MetricsBindAddress, "health", cfg.HealthProbeBindAddress)
 	err = g.Wait()
