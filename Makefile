@@ -79,3 +79,8 @@ local-request:
 ## bench: benchmarks and figures (see docs/benchmarks.md)
 bench:
 	hack/bench.sh
+
+## bench-vault: secretfetch's webhook against vault-k8s's, in process and over HTTPS,
+## alternating (VAULT_K8S_DIR: a checkout of github.com/hashicorp/vault-k8s; see docs/benchmarks.md)
+bench-vault:
+	hack/bench-vault.sh
