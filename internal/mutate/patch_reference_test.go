@@ -221,4 +221,3 @@ func names[E any](list []E, name func(*E) string) []string {
 	}
 	return out
 }
-
