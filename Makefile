@@ -42,9 +42,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## cluster-up / cluster-down: the local single-node cluster built from source (root)
+## KUBERNETES: the local cluster's version, 1.37 (the default) or 1.34, for
+## cluster-up, demo and e2e (which runs only that version when it is set)
+KUBERNETES ?=
+
+## cluster-up / cluster-down: the local single-node cluster built from source (root);
+## cluster-down takes down whichever version is up
 cluster-up:
-	hack/local-cluster up
+	KUBERNETES=$(KUBERNETES) hack/local-cluster up
 cluster-down:
 	hack/local-cluster down
 
@@ -52,9 +57,10 @@ cluster-down:
 images:
 	hack/local-cluster images
 
-## e2e: cluster up, the e2e suite, cluster down (even on failure)
+## e2e: for Kubernetes 1.34 then 1.37: cluster up, envtest and the e2e suite (the core on
+## 1.34, all on 1.37), cluster down (even on failure)
 e2e:
-	hack/e2e.sh
+	KUBERNETES=$(KUBERNETES) hack/e2e.sh
 
 ## kind-e2e: the same suite on kind: kind's node image (a Docker engine and a registry), or
 ## with SECRETFETCH_KIND_OFFLINE=1 (root, no registry) a node image built here and a dockerd of its own
@@ -63,7 +69,7 @@ kind-e2e:
 
 ## demo: cluster, webhook, fake Secrets Manager and an annotated Deployment; prints what the app sees
 demo:
-	hack/demo.sh
+	KUBERNETES=$(KUBERNETES) hack/demo.sh
 
 ## deploy: render an overlay (OVERLAY=manifests/overlays/cert-manager) and apply it to the current cluster
 OVERLAY ?= manifests/overlays/cert-manager
