@@ -7,10 +7,12 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // benchPod is a realistic pod as the API server sends it: three containers,
@@ -120,7 +122,14 @@ func BenchmarkHandlerReview(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wh := newWebhook(b, Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"}, nil)
+	h, err := NewHandler(Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// As internal/webhook builds it: the handler logs each decision with
+	// the request's identity, so the request's logger is the base one.
+	wh := &Endpoint{Webhook: &admission.Webhook{Handler: h,
+		LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base }}, Log: logr.Discard()}
 	if resp := serve(b, wh, body); !resp.Allowed || len(resp.Patch) == 0 {
 		b.Fatalf("allowed=%v patch=%d bytes; want an injection", resp.Allowed, len(resp.Patch))
 	}
