@@ -108,20 +108,7 @@ func BenchmarkHandler(b *testing.B) {
 // containers, 10 secrets, IRSA), from which hack/vault-bench derives
 // vault-k8s's: the in-process side of hack/bench-vault.sh.
 func BenchmarkHandlerReview(b *testing.B) {
-	raw, err := os.ReadFile("../../hack/testdata/admissionreview.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Compact, with its keys in order, as webhook-load sends it and as
-	// hack/vault-bench derives vault-k8s's review.
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		b.Fatal(err)
-	}
-	body, err := json.Marshal(m)
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := loadReview(b)
 	h, err := NewHandler(Config{InitImage: "secretfetch.local/init-fetch:dev", DefaultRegion: "us-east-1"}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -147,10 +134,7 @@ func BenchmarkHandlerReview(b *testing.B) {
 // (checkReviewBounds), and a token of Endpoint.Work taken and given back.
 // Compare with BenchmarkHandlerReview, the whole review.
 func BenchmarkGuards(b *testing.B) {
-	body, err := os.ReadFile("../../hack/testdata/admissionreview.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := loadReview(b)
 	work := make(chan struct{}, 2)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
@@ -161,4 +145,23 @@ func BenchmarkGuards(b *testing.B) {
 		}
 		<-work
 	}
+}
+
+// loadReview reads hack/testdata/admissionreview.json compact, with its
+// keys in order, as webhook-load sends it and as hack/vault-bench derives
+// vault-k8s's review.
+func loadReview(b *testing.B) []byte {
+	raw, err := os.ReadFile("../../hack/testdata/admissionreview.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		b.Fatal(err)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
 }
