@@ -20,9 +20,13 @@ esac
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "local cluster"
+# KUBERNETES=1.34 (make demo KUBERNETES=1.34) runs it on the older version.
 hack/local-cluster up
 hack/local-cluster images
 eval "$(hack/local-cluster env)"
+server=$(kubectl get --raw /version | jq -r .gitVersion)
+minor=$(kubectl get --raw /version | jq -r .minor | tr -dc 0-9)
+echo "the API server reports Kubernetes $server"
 
 say "fake Secrets Manager"
 kubectl apply -k manifests/fake-secretsmanager
@@ -52,6 +56,10 @@ wait_injecting() {
   exit 1
 }
 
+if [ "$mode" = policy ] && [ "$minor" -lt 36 ]; then
+  echo "the policy mode needs MutatingAdmissionPolicy (Kubernetes 1.36 or later); the API server reports $server" >&2
+  exit 1
+fi
 if [ "$mode" = policy ]; then
   say "policy mode: no webhook; the API server injects"
   # A webhook from an earlier run would inject too: take its server away.
@@ -66,8 +74,11 @@ if [ "$mode" = policy ]; then
   echo "and no webhook runs: $(kubectl get mutatingwebhookconfigurations -o name | grep -c secretfetch || true) MutatingWebhookConfiguration, $(kubectl -n secretfetch-system get deployments -o name | wc -l) Deployment"
 else
   say "webhook"
-  # The policy mode from an earlier run would inject too: take it away.
-  kubectl delete mutatingadmissionpolicybinding,mutatingadmissionpolicy secretfetch-inject --ignore-not-found
+  # The policy mode from an earlier run would inject too: take it away
+  # (where the API server serves MutatingAdmissionPolicy: not on 1.34).
+  if kubectl api-resources --api-group=admissionregistration.k8s.io -o name | grep -q '^mutatingadmissionpolicies'; then
+    kubectl delete mutatingadmissionpolicybinding,mutatingadmissionpolicy secretfetch-inject --ignore-not-found
+  fi
   kubectl delete validatingadmissionpolicybinding,validatingadmissionpolicy secretfetch-policy-checks --ignore-not-found
   if [ ! -f manifests/overlays/ca-bundle/tls.crt ]; then
     go run ./hack/certs --out manifests/overlays/ca-bundle
@@ -79,16 +90,28 @@ else
 fi
 
 say "demo Deployment"
+demo=examples/demo.yaml envargs=(--env DB_PASSWORD)
+if [ "$minor" -lt 35 ]; then
+  # Without EnvFiles (1.35) the webhook denies secretfetch.io/env-<name>:
+  # show its answer, then run the demo with files only.
+  echo "Kubernetes $server has no EnvFiles; the webhook's answer to the demo's DB_PASSWORD:"
+  kubectl create --dry-run=server -f - <<<"$(sed 's/"name":"probe"/"name":"env-probe"/; s/"secretfetch.io\/secret-probe":"demo\/api-key"/"secretfetch.io\/secret-db":"demo\/db","secretfetch.io\/env-db":"DB_PASSWORD"/' <<<"$probe")" 2>&1 | sed 's/^/  /' || true
+  demo=$(mktemp --suffix .yaml)
+  trap 'rm -f "$demo"' EXIT
+  grep -vE 'secretfetch.io/(secret|key|env|file)-db-env|the environment variable DB_PASSWORD|EnvFiles|no file for it' examples/demo.yaml |
+    sed 's/args: \[--dir, \/var\/run\/secrets\/app, --env, DB_PASSWORD\]/args: [--dir, \/var\/run\/secrets\/app]/' >"$demo"
+  envargs=()
+fi
 existed=$(kubectl -n secretfetch-demo get deployment demo -o name 2>/dev/null || true)
-kubectl apply -f examples/demo.yaml
+kubectl apply -f "$demo"
 # On a rerun, restart so that the pod fetches the freshly seeded secrets.
 [ -n "$existed" ] && kubectl -n secretfetch-demo rollout restart deployment/demo
 kubectl -n secretfetch-demo rollout status deployment/demo --timeout=120s
 pod=$(kubectl -n secretfetch-demo get pods -l app=demo --sort-by=.metadata.creationTimestamp \
   -o jsonpath='{.items[-1].metadata.name}')
 
-say "what the app sees in /var/run/secrets/app and in DB_PASSWORD (pod $pod)"
-kubectl -n secretfetch-demo exec "$pod" -c app -- /demo-app --once --dir /var/run/secrets/app --env DB_PASSWORD
+say "what the app sees in /var/run/secrets/app${envargs[*]:+ and in DB_PASSWORD} (pod $pod)"
+kubectl -n secretfetch-demo exec "$pod" -c app -- /demo-app --once --dir /var/run/secrets/app "${envargs[@]}"
 
 say "the app's log: names, sizes and hashes, no values"
 kubectl -n secretfetch-demo logs "$pod" -c app
