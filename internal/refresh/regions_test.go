@@ -163,9 +163,12 @@ func TestRunStretchesWhenThrottled(t *testing.T) {
 	e := newEnv(t, map[string]string{"db": "v1"}, &plan.Plan{Secrets: []plan.Secret{{File: "db", ID: "db"}}}, Options{})
 	e.fk.InjectFault(smfake.Fault{Operation: opDescribe, Code: "ThrottlingException"})
 	var waits []time.Duration
+	now := time.Date(2026, 12, 1, 4, 0, 0, 0, time.UTC)
 	e.r.opts.Jitter = -1
+	e.r.opts.Now = func() time.Time { return now }
 	e.r.opts.Sleep = func(ctx context.Context, d time.Duration) error {
 		waits = append(waits, d)
+		now = now.Add(d)
 		switch len(waits) {
 		case 6:
 			e.fk.ClearFaults()
@@ -184,6 +187,17 @@ func TestRunStretchesWhenThrottled(t *testing.T) {
 	}
 	if !strings.Contains(e.log.String(), "stretching the refresh interval") || !strings.Contains(e.log.String(), "back to the refresh interval") {
 		t.Errorf("the log does not say the interval stretched and came back:\n%s", e.log)
+	}
+	// The counts' line: the first after the first poll, then one every
+	// CallsLogEvery (10 waits here, 39 minutes of the fake clock).
+	var lines []string
+	for _, l := range strings.Split(e.log.String(), "\n") {
+		if strings.Contains(l, `"msg":"`+CallsLogMessage+`"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) < 2 || !strings.Contains(lines[0], `"api":"DescribeSecret","region":"us-east-1","result":"ThrottlingException"`) {
+		t.Errorf("the %q lines: %q, want at least two, the first counting throttled DescribeSecret calls", CallsLogMessage, lines)
 	}
 }
 
