@@ -81,7 +81,7 @@ cp -r hack/vault-bench "$tmp/vault-bench"
 "$tmp/vault-bench-bin" review --in hack/testdata/admissionreview.json >"$tmp/vault-review.json"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(go env GOVERSION), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "secretfetch: $(git rev-parse --short HEAD)$(git diff --quiet -- internal/mutate || echo ' (internal/mutate modified)')"
+echo "secretfetch: $(git rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')$(git diff --quiet -- internal/mutate 2>/dev/null || echo ' (internal/mutate modified)')"
 
 echo
 echo "== in process: $ROUNDS rounds of $BENCHTIME, alternating"
