@@ -71,9 +71,7 @@ func TestClusterFeatures(t *testing.T) {
 				t.Errorf("the app has no DB_PASSWORD through fileKeyRef: %+v", p.Spec.Containers[0].Env)
 			}
 		},
-		// Not the API server's version: the denial still blames the
-		// webhook's --env-files flag whatever turned EnvFiles off.
-		denial: []string{"secretfetch.io/env-db", "EnvFiles", "as a file"},
+		denial: []string{"secretfetch.io/env-db", "EnvFiles", "the API server reports Kubernetes " + gitVersion, "as a file"},
 	}, {
 		name:  "RestartAllContainers",
 		since: 36,

@@ -51,6 +51,9 @@ type Settings struct {
 	// NoEnvFiles says the cluster lacks EnvFiles (fileKeyRef): env-<name>
 	// is then denied.
 	NoEnvFiles bool
+	// NoEnvFilesWhy says why, for the denial: the cluster's version, or
+	// (when empty) the operator's --env-files=false.
+	NoEnvFilesWhy string
 	// Restart holds restart on change: whether the cluster can, and its
 	// default window and spacing.
 	Restart RestartSettings

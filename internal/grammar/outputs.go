@@ -105,8 +105,11 @@ func (p *parser) parseEnv(sec *plan.Secret, v string, envOwner map[string]string
 	key := EnvPrefix + sec.File
 	ep := annotation(key)
 	if p.s.NoEnvFiles {
-		p.add(forbidden(ep,
-			"EnvFiles needs Kubernetes 1.35 or later, and this webhook runs with --env-files=false; deliver the secret as a file instead"))
+		why := p.s.NoEnvFilesWhy
+		if why == "" {
+			why = "EnvFiles needs Kubernetes 1.35 or later, and this webhook runs with --env-files=false"
+		}
+		p.add(forbidden(ep, why+"; deliver the secret as a file instead"))
 		return false
 	}
 	if msgs := envVarNameErrors(v); len(msgs) > 0 {

@@ -89,6 +89,9 @@ type Config struct {
 	// by default since Kubernetes 1.35), from --env-files=false: env-<name>
 	// is then denied. The zero value, EnvFiles on, fits current clusters.
 	NoEnvFiles bool
+	// NoEnvFilesWhy says why EnvFiles is off, for the denial: the cluster's
+	// version; empty for --env-files=false.
+	NoEnvFilesWhy string
 	// Restart holds restart on change (secretfetch.io/refresh-restart):
 	// whether the cluster can, and the default window and the spacing.
 	Restart RestartConfig

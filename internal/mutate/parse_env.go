@@ -17,10 +17,15 @@ func WithEnvFiles(enabled bool) ParseOption {
 	return func(s *grammar.Settings) { s.NoEnvFiles = !enabled }
 }
 
+// withEnvFilesWhy says why EnvFiles is off, for the denial of env-<name>.
+func withEnvFilesWhy(why string) ParseOption {
+	return func(s *grammar.Settings) { s.NoEnvFilesWhy = why }
+}
+
 // ParseOptions are the ParseOptions that the settings imply: Parse with
 // them checks a pod as the webhook with these settings does.
 func (c Config) ParseOptions() []ParseOption {
-	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), WithRestart(c.Restart),
+	return []ParseOption{WithMinRefreshInterval(c.MinRefreshInterval), WithEnvFiles(!c.NoEnvFiles), withEnvFilesWhy(c.NoEnvFilesWhy), WithRestart(c.Restart),
 		WithDefaultFailoverRegion(c.DefaultFailoverRegion)}
 }
 

@@ -182,6 +182,7 @@ func (o *options) renderer() (*Renderer, error) {
 	}
 	if !cluster.Has(features.EnvFiles) {
 		cfg.NoEnvFiles = true
+		cfg.NoEnvFilesWhy = cluster.Why(features.EnvFiles)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("checking the settings: %w", err)

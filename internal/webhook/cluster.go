@@ -85,6 +85,7 @@ func setClusterFeatures(cfg *Config, cluster features.Cluster) {
 	}
 	if !cluster.Has(features.EnvFiles) {
 		cfg.Mutate.NoEnvFiles = true
+		cfg.Mutate.NoEnvFilesWhy = cluster.Why(features.EnvFiles)
 	}
 }
 
@@ -114,7 +115,7 @@ func watchCluster(ctx context.Context, log logr.Logger, base Config, current mut
 		}
 		next := base
 		setClusterFeatures(&next, cluster)
-		if next.Mutate.Restart == current.Restart && next.Mutate.NoEnvFiles == current.NoEnvFiles {
+		if next.Mutate.Restart == current.Restart && next.Mutate.NoEnvFiles == current.NoEnvFiles && next.Mutate.NoEnvFilesWhy == current.NoEnvFilesWhy {
 			continue
 		}
 		if err := h.SetConfig(next.Mutate); err != nil {

@@ -26,11 +26,13 @@ func TestApplyClusterFeatures(t *testing.T) {
 		wantRestart bool
 		wantWhy     string // a part of Restart.Why when off
 		wantEnv     bool
+		wantEnvWhy  string // NoEnvFilesWhy: the version, or "" for the flag
 	}{
 		{name: "1.37", version: "v1.37.1", restartFlag: restartAuto, wantRestart: true, wantEnv: true},
 		{name: "1.36 on EKS", version: "v1.36.3-eks-4a5b6c7", restartFlag: restartAuto, wantRestart: true, wantEnv: true},
 		{name: "1.35", version: "v1.35.4", restartFlag: restartAuto, wantWhy: "reports Kubernetes v1.35.4", wantEnv: true},
-		{name: "1.34", version: "v1.34.2", restartFlag: restartAuto, wantWhy: "needs 1.36 or later", wantEnv: false},
+		{name: "1.34", version: "v1.34.2", restartFlag: restartAuto, wantWhy: "needs 1.36 or later", wantEnv: false,
+			wantEnvWhy: "the API server reports Kubernetes v1.34.2, and EnvFiles (env[].valueFrom.fileKeyRef) needs 1.35 or later"},
 		{name: "turned off", version: "v1.37.1", restartFlag: restartOff, envFlagOff: true, wantWhy: "--refresh-restart=false", wantEnv: false},
 		{name: "no answer", err: errors.New("connection refused"), restartFlag: restartAuto, wantWhy: "could not read the API server's version", wantEnv: true},
 	} {
@@ -46,6 +48,9 @@ func TestApplyClusterFeatures(t *testing.T) {
 			}
 			if got := !cfg.Mutate.NoEnvFiles; got != tt.wantEnv {
 				t.Errorf("EnvFiles = %v, want %v", got, tt.wantEnv)
+			}
+			if cfg.Mutate.NoEnvFilesWhy != tt.wantEnvWhy {
+				t.Errorf("why EnvFiles is off = %q, want %q", cfg.Mutate.NoEnvFilesWhy, tt.wantEnvWhy)
 			}
 		})
 	}
