@@ -230,7 +230,6 @@ func sameObjects(t *testing.T, chart, base []object, allow allowed) {
 	}
 }
 
-
 // dropFoldedBlankLines returns v with every "\n\n" that comes before
 // indentation in its strings made "\n".
 func dropFoldedBlankLines(v any) any {
