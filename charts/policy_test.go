@@ -114,6 +114,7 @@ func TestPolicyMode(t *testing.T) {
 		"--namespace", ns,
 		"--set", "initImage.digest="+digest,
 		"--set", "config.defaultRegion=eu-west-1",
+		"--set", "config.defaultFailoverRegion=eu-central-1",
 		"--set", "config.secretsManagerEndpoint=https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com",
 		"--set", "config.stsEndpoint=https://sts.eu-west-1.amazonaws.com",
 		"--set", "config.volumeSizeLimit=4Mi",
@@ -156,6 +157,7 @@ func TestPolicyMode(t *testing.T) {
 		"PREVIOUS_INIT_IMAGES":    "",
 		"ALLOWED_SECRETS_DEFAULT": "none",
 		"DEFAULT_REGION":          "eu-west-1",
+		"DEFAULT_FAILOVER_REGION": "eu-central-1",
 		"SECRETSMANAGER_ENDPOINT": "https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com",
 		"STS_ENDPOINT":            "https://sts.eu-west-1.amazonaws.com",
 		"VOLUME_SIZE_LIMIT":       "4Mi",
@@ -222,6 +224,7 @@ func TestPolicyModeRefuses(t *testing.T) {
 		{"init container resources", []string{"--set", "config.initResources.limits.memory=128Mi"}, []string{"config.initResources", "mode: policy"}},
 		{"env files denied", []string{"--set", "config.envFiles=false"}, []string{"config.envFiles", "mode: policy"}},
 		{"restart on change denied", []string{"--set-string", "config.refreshRestart=false"}, []string{"config.refreshRestart", "mode: policy"}},
+		{"failover endpoint", []string{"--set", "config.failoverSecretsManagerEndpoint=https://secretsmanager.us-west-2.amazonaws.com"}, []string{"config.failoverSecretsManagerEndpoint", "mode: policy"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,7 +25,7 @@
 #
 # Environment: ROUNDS (5), BENCHTIME (2000x), HTTPS_ROUNDS (2), RATES
 # ("0 1000 2000"), CONNECTIONS (32), DURATION (10s), WARMUP (2s), SKIP_HTTPS
-# (set: in process only), and the webhook's GOGC (400) and GOMEMLIMIT
+# (set: in process only), and the webhook's GOGC (100, Go's default) and GOMEMLIMIT
 # (200MiB), as in manifests/base/deployment.yaml; vault-k8s runs with Go's
 # defaults, as its chart does.
 set -euo pipefail
@@ -50,7 +50,7 @@ PORT=${PORT:-19443}
 HEALTH_PORT=${HEALTH_PORT:-19081}
 VAULT_PORT=${VAULT_PORT:-19444}
 VAULT_HEALTH_PORT=${VAULT_HEALTH_PORT:-19082}
-WEBHOOK_GOGC=${GOGC:-400}
+WEBHOOK_GOGC=${GOGC:-100}
 WEBHOOK_GOMEMLIMIT=${GOMEMLIMIT:-200MiB}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/secretfetch-vault.XXXXXX")

@@ -13,7 +13,7 @@
 #
 # Environment: PORT (19443), HEALTH_PORT (19081), CONNECTIONS (32),
 # DURATION (20s), WARMUP (2s), RATES ("0 2000 500"; 0 is the closed loop), and
-# the webhook's GOGC (400) and GOMEMLIMIT (200MiB), as in
+# the webhook's GOGC (100, Go's default) and GOMEMLIMIT (200MiB), as in
 # manifests/base/deployment.yaml. Extra arguments go to every webhook-load run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +25,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 DURATION=${DURATION:-20s}
 WARMUP=${WARMUP:-2s}
 RATES=${RATES:-0 2000 500}
-WEBHOOK_GOGC=${GOGC:-400}
+WEBHOOK_GOGC=${GOGC:-100}
 WEBHOOK_GOMEMLIMIT=${GOMEMLIMIT:-200MiB}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/secretfetch-load.XXXXXX")
@@ -47,7 +47,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/webhook" ./
 go build -trimpath -o "$tmp/webhook-load" ./hack/webhook-load
 go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
 
-log "starting the webhook on 127.0.0.1:$PORT, GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT (the Deployment sets 400 and 200MiB) (log: $tmp/webhook.log)"
+log "starting the webhook on 127.0.0.1:$PORT, GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT (the Deployment: Go's default GOGC and 200MiB) (log: $tmp/webhook.log)"
 GOGC=$WEBHOOK_GOGC GOMEMLIMIT=$WEBHOOK_GOMEMLIMIT "$tmp/webhook" \
   --cert-dir "$tmp/certs" \
   --host 127.0.0.1 \

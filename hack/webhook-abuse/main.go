@@ -40,7 +40,7 @@ func main() {
 	flag.DurationVar(&c.hold, "hold", 15*time.Second, "how long the attack lasts; a client cut off by the server reconnects until then")
 	flag.DurationVar(&c.probeEvery, "probe-every", 500*time.Millisecond, "interval between normal reviews during the attack")
 	flag.DurationVar(&c.reconnectPause, "reconnect-pause", 0, "how long a client cut off by the server waits before it tries again")
-	flag.StringVar(&c.gogc, "gogc", "400", "GOGC of the webhook (manifests/base/deployment.yaml sets 400; GOMEMLIMIT is 200MiB as there)")
+	flag.StringVar(&c.gogc, "gogc", "100", "GOGC of the webhook (manifests/base/deployment.yaml keeps Go's default, 100; GOMEMLIMIT is 200MiB as there)")
 	flag.IntVar(&c.crafted, "crafted", 0, "clients that send, back to back, the review --crafted-review names")
 	flag.StringVar(&c.craftedKind, "crafted-review", "empty-containers",
 		"empty-containers (9,990 of them, under the first round's object cap), zeros (3.5 MiB of 0s in containers) or at-caps (the costliest review the decode bounds admit)")

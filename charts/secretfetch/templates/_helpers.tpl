@@ -45,8 +45,11 @@ a setting is one line here.
 {{- list
   (list "INIT_IMAGE" "init-image" (include "secretfetch.image" (list .Values.initImage .)))
   (list "DEFAULT_REGION" "default-region" ($c.defaultRegion | toString))
+  (list "DEFAULT_FAILOVER_REGION" "default-failover-region" ($c.defaultFailoverRegion | toString))
   (list "SECRETSMANAGER_ENDPOINT" "secretsmanager-endpoint" ($c.secretsManagerEndpoint | toString))
   (list "STS_ENDPOINT" "sts-endpoint" ($c.stsEndpoint | toString))
+  (list "FAILOVER_SECRETSMANAGER_ENDPOINT" "failover-secretsmanager-endpoint" ($c.failoverSecretsManagerEndpoint | toString))
+  (list "FAILOVER_STS_ENDPOINT" "failover-sts-endpoint" ($c.failoverSTSEndpoint | toString))
   (list "VOLUME_SIZE_LIMIT" "volume-size-limit" ($c.volumeSizeLimit | toString))
   (list "INIT_RESOURCES" "init-resources" (ternary "" ($c.initResources | toJson) (empty $c.initResources)))
   (list "MIN_REFRESH_INTERVAL" "min-refresh-interval" ($c.minRefreshInterval | toString))
@@ -92,7 +95,7 @@ MutatingAdmissionPolicy and secretfetch-policy-checks (as
 manifests/overlays/policy lists them).
 */}}
 {{- define "secretfetch.policySettings" -}}
-{{- list "DEFAULT_REGION" "SECRETSMANAGER_ENDPOINT" "STS_ENDPOINT" "VOLUME_SIZE_LIMIT" "MIN_REFRESH_INTERVAL" "REFRESH_RESTART_WINDOW" "REFRESH_RESTART_SPACING" | toJson -}}
+{{- list "DEFAULT_REGION" "DEFAULT_FAILOVER_REGION" "SECRETSMANAGER_ENDPOINT" "STS_ENDPOINT" "VOLUME_SIZE_LIMIT" "MIN_REFRESH_INTERVAL" "REFRESH_RESTART_WINDOW" "REFRESH_RESTART_SPACING" | toJson -}}
 {{- end -}}
 
 {{/*
@@ -108,6 +111,9 @@ replicaCount or tls, are simply not rendered.)
 {{- $c := .Values.config }}
 {{- if not (empty $c.initResources) }}
 {{- fail "config.initResources: not supported with mode: policy, whose MutatingAdmissionPolicy injects fixed requests and limits (requests cpu 10m, memory 16Mi; limits cpu 500m, memory 64Mi plus the volume); leave it empty ({}) or use mode: webhook" }}
+{{- end }}
+{{- if or $c.failoverSecretsManagerEndpoint $c.failoverSTSEndpoint }}
+{{- fail "config.failoverSecretsManagerEndpoint and config.failoverSTSEndpoint: not supported with mode: policy, whose init container reaches the failover region through the AWS SDK's own endpoints; leave them empty or use mode: webhook" }}
 {{- end }}
 {{- if ne ($c.envFiles | toString) "true" }}
 {{- fail "config.envFiles: false is not supported with mode: policy, whose policies have no switch that denies secretfetch.io/env-<name> (Kubernetes 1.36 has EnvFiles); set it to true or use mode: webhook" }}
