@@ -181,7 +181,7 @@ func sidecarStorm(ctx context.Context, c sidecarConfig, out io.Writer) error {
 	// must pick up.
 	rotated := names[0]
 	wg.Go(func() {
-		if sleepCtx(rctx, restartPhase+c.steadyFor/2) != nil {
+		if fetch.Sleep(rctx, restartPhase+c.steadyFor/2) != nil {
 			return
 		}
 		if _, err := fk.PutSecretValue(rotated, smfake.Value{String: "v2-of-0"}); err == nil {
@@ -189,11 +189,11 @@ func sidecarStorm(ctx context.Context, c sidecarConfig, out io.Writer) error {
 		}
 	})
 	wg.Go(func() {
-		if sleepCtx(rctx, burstAt) != nil {
+		if fetch.Sleep(rctx, burstAt) != nil {
 			return
 		}
 		fk.LimitRate("", c.burstRate, max(1, int(c.burstRate)))
-		if sleepCtx(rctx, c.burstFor) != nil {
+		if fetch.Sleep(rctx, c.burstFor) != nil {
 			return
 		}
 		fk.LimitRate("", c.rate, max(1, int(c.rate)))
@@ -201,7 +201,7 @@ func sidecarStorm(ctx context.Context, c sidecarConfig, out io.Writer) error {
 	// Every second, every pod's files must be readable: a poll that fails
 	// keeps them.
 	wg.Go(func() {
-		for sleepCtx(rctx, time.Second) == nil {
+		for fetch.Sleep(rctx, time.Second) == nil {
 			for _, pd := range pods {
 				for _, s := range pd.plan.Secrets {
 					if _, err := os.ReadFile(filepath.Join(pd.dir, s.File)); err != nil {
@@ -272,20 +272,9 @@ func sidecarStorm(ctx context.Context, c sidecarConfig, out io.Writer) error {
 func naivePoll(ctx context.Context, r *refresh.Refresher, interval time.Duration) {
 	for {
 		wait := time.Duration(float64(interval) * (0.9 + 0.2*rand.Float64()))
-		if sleepCtx(ctx, wait) != nil {
+		if fetch.Sleep(ctx, wait) != nil {
 			return
 		}
 		r.Poll(ctx)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

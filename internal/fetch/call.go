@@ -156,7 +156,7 @@ func Do[A, O any](ctx context.Context, c Call, targets []Target[A], op func(ctx 
 		if c.OnRetry != nil {
 			c.OnRetry(Retry{ID: t.ID, Files: c.Files, Region: t.Region, Attempt: oc.Attempts, Code: Code(err), Err: err, Wait: wait})
 		}
-		if sleep(ctx, wait) != nil {
+		if Sleep(ctx, wait) != nil {
 			break
 		}
 	}
@@ -185,8 +185,9 @@ func inRegion(oc Outcome) string {
 	return " in failover region " + oc.Region
 }
 
-// sleep waits for d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits for d, or until ctx ends (then it returns ctx.Err()): the
+// wait between retries here, and between polls in the refresh sidecar.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

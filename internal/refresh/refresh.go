@@ -238,7 +238,7 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = fetch.Sleep
 	}
 	if o.Calls == nil {
 		o.Calls = &fetch.Calls{}
@@ -247,18 +247,6 @@ func New(p *plan.Plan, dir *tmpfs.Dir, o Options) (*Refresher, error) {
 		p = withFiles(p)
 	}
 	return &Refresher{plan: p, dir: dir, opts: o, groups: groups(p), clients: map[string]API{}, seen: map[string]FileState{}, stretch: 1}, nil
-}
-
-// sleep waits for d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // withFiles is p with only the secrets that have a file. An env-only secret
