@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/secretfetch/secretfetch/internal/refresh"
 	"github.com/secretfetch/secretfetch/internal/smfake"
 )
 
@@ -246,7 +247,10 @@ func TestRefreshPinned(t *testing.T) {
 
 // Scenario 4: throttling, then AccessDenied on GetSecretValue while
 // refreshing: the old file stays, the pod stays Ready, and the new value
-// arrives once the fault clears.
+// arrives once the fault clears. Each fault stays until the sidecar has
+// met it: a throttled sidecar stretches its interval (up to
+// refresh.MaxStretch times), so a phase of fixed length could pass with no
+// poll at all.
 func TestRefreshFaults(t *testing.T) {
 	ns := newNamespace(t, "faults")
 	id := ns + "/token"
@@ -254,30 +258,47 @@ func TestRefreshFaults(t *testing.T) {
 	putSecret(t, id, oldValue)
 	rollOut(t, ns, deployment("app", 1, refreshAnnotations(map[string]string{"token": id}, nil), podSpec(true, e2eRoleARN)))
 	t.Cleanup(func() { clearFaults(t) })
+	stretched := refresh.MaxStretch*refreshInterval + refreshSlack
 
 	injectFault(t, smfake.FaultJSON{Operation: "GetSecretValue", SecretID: id, Code: "ThrottlingException"})
 	putVersion(t, id, newValue)
 	holdValue(t, ns, "app", "token", oldValue)
+	waitSidecarLogs(t, ns, "ThrottlingException", stretched)
 
 	clearFaults(t)
 	injectFault(t, smfake.FaultJSON{Operation: "GetSecretValue", SecretID: id, Code: "AccessDeniedException"})
+	waitSidecarLogs(t, ns, "AccessDeniedException", stretched)
 	holdValue(t, ns, "app", "token", oldValue)
 
 	clearFaults(t)
-	waitValue(t, ns, "app", "token", newValue, refreshInterval+refreshSlack)
+	waitValue(t, ns, "app", "token", newValue, stretched)
 	if n := restarts(runningPods(t, ns, "app")); n != 0 {
 		t.Errorf("containers restarted %d times, want 0", n)
 	}
-	logs, err := kubectl(context.Background(), nil, "-n", ns, "logs", "-l", "app=app", "-c", refreshName, "--tail=-1")
-	requireNoErr(t, err, "reading the sidecar's logs")
-	for _, code := range []string{"ThrottlingException", "AccessDeniedException"} {
-		if !strings.Contains(logs, code) {
-			t.Errorf("the sidecar's log does not name %s", code)
-		}
-	}
+	logs := sidecarLogs(t, ns)
 	if strings.Contains(logs, oldValue) || strings.Contains(logs, newValue) {
 		t.Error("a secret value appears in the sidecar's log")
 	}
+}
+
+// sidecarLogs is the whole log of the refresh sidecar of the pods of app=app.
+func sidecarLogs(t testing.TB, ns string) string {
+	t.Helper()
+	logs, err := kubectl(context.Background(), nil, "-n", ns, "logs", "-l", "app=app", "-c", refreshName, "--tail=-1")
+	requireNoErr(t, err, "reading the sidecar's logs")
+	return logs
+}
+
+// waitSidecarLogs waits until the refresh sidecar's log names code.
+func waitSidecarLogs(t testing.TB, ns, code string, timeout time.Duration) {
+	t.Helper()
+	err := retry(context.Background(), timeout, func() error {
+		if !strings.Contains(sidecarLogs(t, ns), code) {
+			return fmt.Errorf("the sidecar's log does not name %s yet", code)
+		}
+		return nil
+	})
+	requireNoErr(t, err, "waiting for the sidecar to meet "+code)
 }
 
 // Scenario 5: with DescribeSecret denied, refresh works through the
