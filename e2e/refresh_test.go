@@ -315,9 +315,7 @@ func TestRefreshDescribeDenied(t *testing.T) {
 	putVersion(t, id, newValue)
 	waitValue(t, ns, "app", "token", newValue, refreshInterval+refreshSlack)
 
-	logs, err := kubectl(context.Background(), nil, "-n", ns, "logs", "-l", "app=app", "-c", refreshName, "--tail=-1")
-	requireNoErr(t, err, "reading the sidecar's logs")
-	if n := strings.Count(logs, `"missingPermission":"secretsmanager:DescribeSecret"`); n != 1 {
+	if n := strings.Count(sidecarLogs(t, ns), `"missingPermission":"secretsmanager:DescribeSecret"`); n != 1 {
 		t.Errorf("the missing permission is logged %d times, want once", n)
 	}
 }
