@@ -2,12 +2,20 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/client-go/discovery"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"k8s.io/apimachinery/pkg/version"
 
 	"github.com/secretfetch/secretfetch/internal/features"
 	"github.com/secretfetch/secretfetch/internal/mutate"
@@ -19,26 +27,102 @@ const (
 	restartOff  = "false"
 )
 
-// versionTimeout bounds the start-up's one request for the API server's
-// version.
+// versionTimeout bounds each request for the API server's version.
 const versionTimeout = 10 * time.Second
 
-// serverVersion asks the API server of the webhook's kubeconfig (in a pod:
-// its service account) for its gitVersion. /version is readable by every
-// client (system:public-info-viewer), so the webhook needs no RBAC for it.
+// maxVersionBody bounds what the webhook reads of /version's answer, a JSON
+// object of a few hundred bytes.
+const maxVersionBody = 64 << 10
+
+// Where the kubelet mounts the pod's service account token and the
+// cluster's CA bundle.
+const (
+	serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+	serviceAccountCA    = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+)
+
+// apiServer is the one API server request the webhook makes: GET /version,
+// as the pod's service account. /version is readable by every client
+// (system:public-info-viewer), so the webhook needs no RBAC for it.
+//
+// It is net/http and not client-go's rest client on purpose: that client
+// and its discovery and kubeconfig packages made the webhook's binary
+// 1.9 MB larger, and its resident memory about 1.5 MB larger, for this one
+// GET (docs/benchmarks.md, "The binary's pages").
+type apiServer struct {
+	url       string // https://host:port
+	tokenFile string
+	caFile    string
+}
+
+// inClusterAPIServer finds the API server as client-go's rest.InClusterConfig
+// does: from the environment the kubelet gives every pod.
+func inClusterAPIServer() (apiServer, error) {
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return apiServer{}, errors.New("not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset")
+	}
+	return apiServer{url: "https://" + net.JoinHostPort(host, port), tokenFile: serviceAccountToken, caFile: serviceAccountCA}, nil
+}
+
+// serverVersion asks the API server of the webhook's pod for its gitVersion.
 func serverVersion(ctx context.Context) (string, error) {
-	rc, err := ctrlconfig.GetConfig()
+	a, err := inClusterAPIServer()
 	if err != nil {
 		return "", fmt.Errorf("finding the API server: %w", err)
 	}
-	rc.Timeout = versionTimeout
-	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	return a.version(ctx)
+}
+
+// version reads the token and the CA bundle again on every call: the
+// kubelet rotates a projected token within the hour, and the webhook asks
+// every versionRecheck.
+func (a apiServer) version(ctx context.Context) (string, error) {
+	token, err := os.ReadFile(a.tokenFile)
 	if err != nil {
-		return "", fmt.Errorf("making a discovery client: %w", err)
+		return "", fmt.Errorf("reading the service account token: %w", err)
 	}
-	info, err := dc.ServerVersion()
+	caPEM, err := os.ReadFile(a.caFile)
+	if err != nil {
+		return "", fmt.Errorf("reading the cluster's CA bundle: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return "", fmt.Errorf("reading the cluster's CA bundle: %s holds no PEM certificate", a.caFile)
+	}
+	client := &http.Client{
+		Timeout: versionTimeout,
+		// One request every versionRecheck: no connection is kept, and
+		// no proxy is asked, since the API server is the cluster's own.
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			DisableKeepAlives: true,
+		},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url+"/version", nil)
 	if err != nil {
 		return "", fmt.Errorf("reading the API server's version: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("reading the API server's version: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxVersionBody))
+	if err != nil {
+		return "", fmt.Errorf("reading the API server's version: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("reading the API server's version: GET %s/version answered %s", a.url, resp.Status)
+	}
+	var info version.Info
+	if err := json.Unmarshal(body, &info); err != nil {
+		return "", fmt.Errorf("reading the API server's version: decoding its answer: %w", err)
+	}
+	if info.GitVersion == "" {
+		return "", errors.New("reading the API server's version: its answer has no gitVersion")
 	}
 	return info.GitVersion, nil
 }
