@@ -351,7 +351,7 @@ func TestValues(t *testing.T) {
 	if *dep.Spec.Replicas != 3 || dep.Spec.Template.Spec.PriorityClassName != "critical" {
 		t.Errorf("replicas %d, priorityClassName %q", *dep.Spec.Replicas, dep.Spec.Template.Spec.PriorityClassName)
 	}
-	for _, arg := range []string{"--zap-log-level=debug", "--zap-encoder=json", "--allow-node-credentials=false",
+	for _, arg := range []string{"--log-level=debug", "--log-format=json", "--allow-node-credentials=false",
 		"--max-in-flight=16", "--body-read-timeout=5s", "--shutdown-delay=10s"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("args %q lack %q", c.Args, arg)

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/secretfetch/secretfetch/internal/webhook"
 )
@@ -27,12 +26,15 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
 	var cfg webhook.Config
 	cfg.BindFlags(fs)
-	var zopts zap.Options
-	zopts.BindFlags(fs)
+	var logOpts webhook.LogOptions
+	logOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := zap.New(zap.UseFlagOptions(&zopts))
+	log, err := logOpts.NewLogger(os.Stderr)
+	if err != nil {
+		return err
+	}
 	logf.SetLogger(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

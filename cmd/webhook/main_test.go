@@ -26,6 +26,8 @@ func TestRunFlagErrors(t *testing.T) {
 		{"bad region", []string{"--init-image=i", "--default-region=Mars", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--default-region"},
 		{"unknown flag", []string{"--init-img=i"}, "init-img"},
 		{"bad min refresh interval", []string{"--init-image=i", "--min-refresh-interval=48h", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--min-refresh-interval"},
+		{"bad log level", []string{"--init-image=i", "--log-level=loud"}, "--log-level"},
+		{"bad log format", []string{"--init-image=i", "--log-format=console"}, "--log-format"},
 		{"no connections", []string{"--init-image=i", "--max-connections=0", "--metrics-bind-address=0", "--health-probe-bind-address=0"}, "--max-connections"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +52,7 @@ func TestRunSIGTERM(t *testing.T) {
 	go func() {
 		done <- run([]string{"--cert-dir=" + dir, fmt.Sprintf("--port=%d", port), "--init-image=secretfetch.local/init-fetch:dev",
 			"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health),
-			"--shutdown-delay=0", "--zap-log-level=error"})
+			"--shutdown-delay=0", "--log-level=error"})
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

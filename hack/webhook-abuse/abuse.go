@@ -328,7 +328,7 @@ func startWebhook(ctx context.Context, binary, certDir, gogc string, memoryLimit
 	}
 	cmd := exec.Command(binary, "--cert-dir="+certDir, "--host=127.0.0.1", fmt.Sprintf("--port=%d", port),
 		"--init-image=secretfetch.local/init-fetch:dev", "--default-region=us-east-1", "--metrics-bind-address=0",
-		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health), "--shutdown-delay=0", "--zap-log-level=error")
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", health), "--shutdown-delay=0", "--log-level=error")
 	cmd.Env = append(os.Environ(), "GOGC="+gogc, "GOMEMLIMIT=200MiB")
 	// Its log lines (one per refused request) would drown the figures.
 	cmd.Stderr = nil

@@ -4,21 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"go.uber.org/zap/zapcore"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
@@ -285,7 +286,7 @@ func TestHandlerErrors(t *testing.T) {
 // identity, and never with env values or the plan.
 func TestHandlerLogsNoValues(t *testing.T) {
 	var logs bytes.Buffer
-	ctx := logf.IntoContext(context.Background(), zap.New(zap.WriteTo(&logs), zap.Level(zapcore.DebugLevel)))
+	ctx := logf.IntoContext(context.Background(), logr.FromSlogHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	for _, c := range []string{"irsa", "deny-many"} {
 		dir := filepath.Join("testdata", c)
 		pod, raw := readPod(t, filepath.Join(dir, "in.yaml"))

@@ -3,14 +3,16 @@ package mutate
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/go-logr/logr"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -23,15 +25,15 @@ import (
 	psapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 )
 
 func TestMain(m *testing.M) {
-	// The real zap logger, so that the logging code runs; its output is of
-	// no interest here (TestHandlerLogsNoValues captures its own).
-	logf.SetLogger(zap.New(zap.WriteTo(io.Discard), zap.UseDevMode(false)))
+	// A logger as the webhook's (log/slog's JSON handler), so that the
+	// logging code runs; its output is of no interest here
+	// (TestHandlerLogsNoValues captures its own).
+	logf.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(io.Discard, nil)))
 	os.Exit(m.Run())
 }
 

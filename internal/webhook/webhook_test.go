@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,16 +19,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	admissionv1 "k8s.io/api/admission/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/secretfetch/secretfetch/internal/mutate"
 	"github.com/secretfetch/secretfetch/internal/webhook/webhooktest"
 )
 
 func TestMain(m *testing.M) {
-	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	logf.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(io.Discard, nil)))
 	os.Exit(m.Run())
 }
 
