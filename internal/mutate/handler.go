@@ -209,8 +209,9 @@ func (h *Handler) fail(log decisionLog, code int32, reason string, err error) ad
 
 // decisionLog is the request's logger and the values that its one decision
 // line carries about the request. They are passed with that line rather than
-// bound with WithValues as they are learnt: each WithValues made the zap
-// logger encode them into a logger of its own, which cost more than the line.
+// bound with WithValues as they are learnt: each WithValues makes the
+// logger encode them into a handler of its own (zap did, and log/slog's
+// JSON handler does), which cost more than the line.
 type decisionLog struct {
 	logr.Logger
 	kv []any
