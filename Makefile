@@ -5,7 +5,7 @@ BIN ?= bin
 LDFLAGS := -s -w -buildid=
 KUBECONFIG_LOCAL := $(CURDIR)/.cache/cluster/admin.kubeconfig
 
-.PHONY: all build test chart-test envtest e2e kind-e2e demo deploy bench lint cluster-up cluster-down images fuzz local-serve local-request
+.PHONY: all build test chart-test envtest e2e kind-e2e demo deploy bench bench-vault bench-vault-injector lint cluster-up cluster-down images fuzz local-serve local-request
 
 all: build test
 
@@ -90,3 +90,8 @@ bench:
 ## alternating (VAULT_K8S_DIR: a checkout of github.com/hashicorp/vault-k8s; see docs/benchmarks.md)
 bench-vault:
 	hack/bench-vault.sh
+
+## bench-vault-injector: peak RSS and the same loads against vault-k8s's own injector command,
+## both run as in-cluster processes against the local cluster (make cluster-up; root; VAULT_K8S_DIR)
+bench-vault-injector:
+	KUBECONFIG=$(KUBECONFIG_LOCAL) hack/bench-vault-injector.sh
