@@ -46,38 +46,23 @@ fi
 kubectl version >/dev/null 2>&1 || { echo "bench-vault-injector: no cluster at KUBECONFIG (make cluster-up; eval \"\$(hack/local-cluster env)\")" >&2; exit 2; }
 VAULT_K8S_DIR=$(cd "$VAULT_K8S_DIR" && pwd)
 ROUNDS=${ROUNDS:-2}
-RATES=${RATES:-0 1000 2000}
-CONNECTIONS=${CONNECTIONS:-32}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-PORT=${PORT:-19443}
-HEALTH_PORT=${HEALTH_PORT:-19081}
-VAULT_PORT=${VAULT_PORT:-19444}
+# shellcheck source=hack/lib/vault-bench.sh
+. hack/lib/vault-bench.sh
 NS=secretfetch-bench-vault
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/secretfetch-vault-injector.XXXXXX")
-server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_server
   kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
   kubectl delete clusterrolebinding,clusterrole "$NS" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 log "building: cmd/webhook, hack/webhook-load, and vault-k8s at $VAULT_K8S_DIR ($(git -C "$VAULT_K8S_DIR" describe --tags 2>/dev/null || echo 'no git tag')), as its Makefile does"
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/webhook" ./cmd/webhook
-go build -trimpath -o "$tmp/webhook-load" ./hack/webhook-load
+build_common
 (cd "$VAULT_K8S_DIR" && CGO_ENABLED=0 go build -o "$tmp/vault-k8s" .)
-go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
-cp -r hack/vault-bench "$tmp/vault-bench"
-(cd "$tmp/vault-bench" && go mod edit -replace "github.com/hashicorp/vault-k8s=$VAULT_K8S_DIR" && go build -o "$tmp/vault-bench-bin" .)
-"$tmp/vault-bench-bin" review --in hack/testdata/admissionreview.json >"$tmp/vault-review.json"
 
 # The API server, as the kubelet would give it to a pod.
 server=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.server}')
@@ -136,29 +121,8 @@ in_pod() {
   server_pid=$!
 }
 
-# wait_ready URL NAME [CURL_ARGS...]: wait for the server's readiness.
-wait_ready() {
-  local url=$1 name=$2; shift 2
-  for _ in $(seq 1 300); do
-    if ! kill -0 "$server_pid" 2>/dev/null; then log "$name exited:"; cat "$tmp/$name.log" >&2; exit 1; fi
-    if curl -fsS -o /dev/null "$@" "$url" 2>/dev/null; then return; fi
-    sleep 0.1
-  done
-  log "$name never became ready"; cat "$tmp/$name.log" >&2; exit 1
-}
-
-# measure NAME URL REVIEW: every rate against server_pid, then its peak RSS.
-measure() {
-  echo "[$1] idle RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$server_pid/status")"
-  for rate in $RATES; do
-    log "$1: rate=$rate connections=$CONNECTIONS duration=$DURATION"
-    "$tmp/webhook-load" --url "$2" --ca "$tmp/certs/ca.crt" --review "$3" \
-      --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
-      --rate "$rate" --server-pid "$server_pid" | sed "s/^/[$1] /"
-  done
-  echo "[$1] peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server_pid/status")"
-  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-}
+# idle_rss NAME: the RSS of the server in server_pid before any load.
+idle_rss() { echo "[$1] idle RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$server_pid/status")"; }
 
 echo "machine: $(nproc) CPUs, $(go env GOVERSION), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg); API server $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p' | tail -1)"
 echo "secretfetch: $(git rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout'); vault-k8s binary: $(size "$tmp/vault-k8s" | awk 'NR==2 {printf "%.2f MB text", $1/1e6}'), ours $(size "$tmp/webhook" | awk 'NR==2 {printf "%.2f MB text", $1/1e6}')"
@@ -169,11 +133,13 @@ for i in $(seq "$ROUNDS"); do
     --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$HEALTH_PORT" >"$tmp/secretfetch.log" 2>&1
   wait_ready "http://127.0.0.1:$HEALTH_PORT/readyz" secretfetch
   grep -q '"cluster features"' "$tmp/secretfetch.log" || { log "secretfetch did not read the API server's version:"; cat "$tmp/secretfetch.log" >&2; exit 1; }
+  idle_rss "secretfetch $i"
   measure "secretfetch $i" "https://127.0.0.1:$PORT/mutate-v1-pod" hack/testdata/admissionreview.json
 
   in_pod vault-injector "$tmp/vault-k8s" agent-inject -listen "127.0.0.1:$VAULT_PORT" \
     -tls-cert-file "$tmp/certs/tls.crt" -tls-key-file "$tmp/certs/tls.key" \
     -vault-address https://vault.vault.svc:8200 -telemetry-path /metrics -log-level info >"$tmp/vault-k8s.log" 2>&1
   wait_ready "https://127.0.0.1:$VAULT_PORT/health/ready" vault-k8s --cacert "$tmp/certs/ca.crt"
+  idle_rss "vault-k8s $i"
   measure "vault-k8s $i" "https://127.0.0.1:$VAULT_PORT/mutate" "$tmp/vault-review.json"
 done

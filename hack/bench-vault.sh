@@ -42,45 +42,24 @@ VAULT_K8S_DIR=$(cd "$VAULT_K8S_DIR" && pwd)
 ROUNDS=${ROUNDS:-5}
 BENCHTIME=${BENCHTIME:-2000x}
 HTTPS_ROUNDS=${HTTPS_ROUNDS:-2}
-RATES=${RATES:-0 1000 2000}
-CONNECTIONS=${CONNECTIONS:-32}
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
-PORT=${PORT:-19443}
-HEALTH_PORT=${HEALTH_PORT:-19081}
-VAULT_PORT=${VAULT_PORT:-19444}
+# shellcheck source=hack/lib/vault-bench.sh
+. hack/lib/vault-bench.sh
 VAULT_HEALTH_PORT=${VAULT_HEALTH_PORT:-19082}
 WEBHOOK_GOGC=${GOGC:-100}
 WEBHOOK_GOMEMLIMIT=${GOMEMLIMIT:-200MiB}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/secretfetch-vault.XXXXXX")
-server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  stop_server
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 log "building: ours (internal/mutate test binary, cmd/webhook, hack/webhook-load) and vault-k8s at $VAULT_K8S_DIR ($(git -C "$VAULT_K8S_DIR" describe --tags 2>/dev/null || echo 'no git tag'))"
 go test -c -o "$tmp/ours.test" ./internal/mutate
-CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -buildid=" -o "$tmp/webhook" ./cmd/webhook
-go build -trimpath -o "$tmp/webhook-load" ./hack/webhook-load
-go run ./hack/certs --out "$tmp/certs" --dns localhost --ip 127.0.0.1 >/dev/null
-cp -r hack/vault-bench "$tmp/vault-bench"
-(
-  cd "$tmp/vault-bench"
-  go mod edit -replace "github.com/hashicorp/vault-k8s=$VAULT_K8S_DIR"
-  go test -c -o "$tmp/vault.test" .
-  # Static, as vault-k8s's Makefile builds its release binary: with cgo,
-  # the C library's pages would count in its RSS (about 1.5 MB).
-  CGO_ENABLED=0 go build -o "$tmp/vault-bench-bin" .
-)
-"$tmp/vault-bench-bin" review --in hack/testdata/admissionreview.json >"$tmp/vault-review.json"
+build_common
+(cd "$tmp/vault-bench" && go test -c -o "$tmp/vault.test" .)
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(go env GOVERSION), $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "secretfetch: $(git rev-parse --short HEAD 2>/dev/null || echo 'not a git checkout')$(git diff --quiet -- internal/mutate 2>/dev/null || echo ' (internal/mutate modified)')"
@@ -97,29 +76,6 @@ ours=$(median BenchmarkHandlerReview)
 vault=$(median BenchmarkVaultHandler)
 awk -v o="$ours" -v v="$vault" 'BEGIN {printf "median: secretfetch %.1f us/op, vault-k8s %.1f us/op; ratio %.2f\n", o/1000, v/1000, o/v}'
 
-# wait_ready URL PID NAME: wait for the server's readiness endpoint.
-wait_ready() {
-  for _ in $(seq 1 300); do
-    if ! kill -0 "$2" 2>/dev/null; then log "$3 exited:"; cat "$tmp/$3.log" >&2; exit 1; fi
-    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return; fi
-    sleep 0.1
-  done
-  log "$3 never became ready"; cat "$tmp/$3.log" >&2; exit 1
-}
-
-# measure NAME URL: every rate against the server started as $server_pid,
-# then its peak RSS, then stop it.
-measure() {
-  for rate in $RATES; do
-    log "$1: rate=$rate connections=$CONNECTIONS duration=$DURATION"
-    "$tmp/webhook-load" --url "$2" --ca "$tmp/certs/ca.crt" --review "$3" \
-      --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" \
-      --rate "$rate" --server-pid "$server_pid" | sed "s/^/[$1] /"
-  done
-  echo "[$1] peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$server_pid/status")"
-  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-}
-
 if [ -n "${SKIP_HTTPS:-}" ]; then exit 0; fi
 echo
 echo "== over HTTPS: $HTTPS_ROUNDS rounds, alternating; rates: $RATES (0: closed loop), $CONNECTIONS connections, $DURATION each"
@@ -130,12 +86,12 @@ for i in $(seq "$HTTPS_ROUNDS"); do
     --metrics-bind-address 0 --health-probe-bind-address "127.0.0.1:$HEALTH_PORT" \
     >"$tmp/secretfetch.log" 2>&1 &
   server_pid=$!
-  wait_ready "http://127.0.0.1:$HEALTH_PORT/readyz" "$server_pid" secretfetch
+  wait_ready "http://127.0.0.1:$HEALTH_PORT/readyz" secretfetch
   measure "secretfetch $i" "https://127.0.0.1:$PORT/mutate-v1-pod" hack/testdata/admissionreview.json
 
   "$tmp/vault-bench-bin" serve --listen "127.0.0.1:$VAULT_PORT" --health "127.0.0.1:$VAULT_HEALTH_PORT" \
     --cert-dir "$tmp/certs" --log "$tmp/vault-k8s.log" >"$tmp/vault-k8s.out" 2>&1 &
   server_pid=$!
-  wait_ready "http://127.0.0.1:$VAULT_HEALTH_PORT/health/ready" "$server_pid" vault-k8s
+  wait_ready "http://127.0.0.1:$VAULT_HEALTH_PORT/health/ready" vault-k8s
   measure "vault-k8s $i" "https://127.0.0.1:$VAULT_PORT/mutate" "$tmp/vault-review.json"
 done
