@@ -2,13 +2,7 @@ package webhook
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/secretfetch/secretfetch/hack/certs/pki"
 )
 
 // fakeAPIServer answers /version over TLS with gitVersion, to the bearer
@@ -103,7 +98,7 @@ func TestAPIServerVersionFailures(t *testing.T) {
 			edit: func(t *testing.T, a *apiServer) { writeFile(t, a.caFile, "not PEM") }, want: "holds no PEM certificate"},
 		{name: "a CA that did not sign the server's certificate", status: http.StatusOK, body: `{"gitVersion":"v1.37.1"}`,
 			edit: func(t *testing.T, a *apiServer) {
-				writeFile(t, a.caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfSignedDER(t)})))
+				writeFile(t, a.caFile, otherCA(t))
 			}, want: "certificate signed by unknown authority"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,21 +135,12 @@ func TestInClusterAPIServer(t *testing.T) {
 	}
 }
 
-// selfSignedDER is a CA certificate that signed nothing the fake serves.
-func selfSignedDER(t *testing.T) []byte {
+// otherCA is the PEM of a CA that signed nothing the fake serves.
+func otherCA(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, err := pki.New(pki.Options{DNSNames: []string{"localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return string(b.CACert)
 }
